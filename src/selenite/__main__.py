@@ -1,0 +1,3 @@
+from selenite.cli import main
+
+main()
