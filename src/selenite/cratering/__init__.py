@@ -5,7 +5,12 @@ geology stage (which fits ages with them).
 """
 
 from selenite.cratering.functions import (
-    Chronology, ProductionFunction, basilevsky_class, chronology, load_functions, production_function,
+    Chronology,
+    ProductionFunction,
+    basilevsky_class,
+    chronology,
+    load_functions,
+    production_function,
 )
 
 __all__ = [

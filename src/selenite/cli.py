@@ -1,0 +1,183 @@
+"""The ``selenite`` command line: one sub-app per stage, thin wrappers over library functions.
+
+Every user mistake surfaces as one line on stderr and exit code 2 (``SeleniteError``); ``selenite verify``
+exits 1 when a run's files do not match its manifest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from selenite import __version__
+from selenite.errors import SeleniteError
+
+app = typer.Typer(
+    name="selenite", help="Open toolkit for the whole lunar landing: sites, descent localization, surface dating.",
+    no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+)
+synth_app = typer.Typer(help="The synthetic lunar world: terrain, maps, descent sequences with exact truth.",
+                        no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks; each writes its section of docs/benchmarks.md.", no_args_is_help=True)
+app.add_typer(synth_app, name="synth")
+app.add_typer(bench_app, name="bench")
+
+console = Console(stderr=True)
+STATE = {"quiet": False}
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="TOML file with settings (its [stage] table "
+                                                "or top level).", dir_okay=False)]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Redo steps whose outputs already exist and verify.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"selenite {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Show the version and exit.")] = False,
+) -> None:
+    """selenite command line."""
+    STATE["quiet"] = quiet
+    level = logging.ERROR if quiet else (logging.DEBUG if verbose else logging.WARNING)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+
+
+@contextmanager
+def progress_bar():
+    """A rich progress display fed by ``notify(step, fraction)`` callbacks (silent with --quiet)."""
+    if STATE["quiet"]:
+        yield lambda step, frac: None
+        return
+    with Progress(TextColumn("{task.description:<18}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                  TimeElapsedColumn(), console=console, transient=False) as prog:
+        tasks: dict[str, int] = {}
+
+        def notify(step: str, frac: float) -> None:
+            if step not in tasks:
+                tasks[step] = prog.add_task(step, total=1.0)
+            prog.update(tasks[step], completed=frac)
+
+        yield notify
+
+
+def say(message: str) -> None:
+    if not STATE["quiet"]:
+        typer.echo(message)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# synth
+# ---------------------------------------------------------------------------------------------------------
+@synth_app.command("world")
+def synth_world(
+    out: Annotated[Path, typer.Option("--out", help="Run folder to write (created; resumed if it exists).")],
+    seed: Annotated[int | None, typer.Option(help="Random seed; everything is deterministic from it.")] = None,
+    preset: Annotated[str, typer.Option(help="Named settings: tiny, demo, default, change6, south-pole.")] = "demo",
+    config: ConfigOpt = None,
+    size_px: Annotated[int | None, typer.Option(help="DEM size in pixels (square).")] = None,
+    age_ga: Annotated[float | None, typer.Option(help="Model age of the surface, Ga.")] = None,
+    no_descent: Annotated[bool, typer.Option("--no-descent", help="Skip the descent sequence.")] = False,
+    force: ForceOpt = False,
+) -> None:
+    """Build a synthetic world: DEM, crater catalogue, orbital map, descent frames with truth, report."""
+    from selenite.config import resolve_config
+    from selenite.pipelines import run_synth_world
+    from selenite.synth.world import WorldConfig, confs
+
+    overrides = {"seed": seed, "size_px": size_px, "age_ga": age_ga}
+    if no_descent:
+        overrides["descent"] = {"enabled": False}
+    cfg = resolve_config(WorldConfig, confs, stage="synth", preset=preset, config_file=config, overrides=overrides)
+    with progress_bar() as notify:
+        path = run_synth_world(cfg, out, force=force, progress=notify)
+    say(f"world written to {path} (report: {path / 'report.html'})")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# verify, demo
+# ---------------------------------------------------------------------------------------------------------
+@app.command("verify")
+def verify(run_dir: Annotated[Path, typer.Argument(help="A run folder with a manifest.json.")]) -> None:
+    """Re-check the checksum of every output and input listed in a run's manifest (exit 1 on mismatch)."""
+    from selenite.runs import verify_run
+
+    report = verify_run(run_dir)
+    for line in report.problems:
+        typer.echo(line, err=True)
+    if not report.ok:
+        typer.echo(f"selenite: verify failed: {len(report.problems)} of {report.checked} files differ", err=True)
+        raise typer.Exit(1)
+    say(f"ok: {report.checked} files match the manifest of {run_dir}")
+
+
+@app.command("demo")
+def demo(
+    out: Annotated[Path, typer.Option("--out", help="Folder for the demo run.")] = Path("demo_run"),
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic world.")] = 1,
+    preset: Annotated[str, typer.Option(help="Synthetic world preset.")] = "demo",
+    force: ForceOpt = False,
+) -> None:
+    """Build the embedded synthetic world, run every stage that has landed on it, write report.html."""
+    from selenite.pipelines import run_demo
+
+    with progress_bar() as notify:
+        report = run_demo(out, seed=seed, preset=preset, force=force, progress=notify)
+    say(f"demo report: {report.resolve()}")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# bench
+# ---------------------------------------------------------------------------------------------------------
+@bench_app.command("synth")
+def bench_synth(
+    presets: Annotated[list[str] | None, typer.Option("--preset", help="Presets to time (repeatable).")] = None,
+    output: Annotated[Path, typer.Option("--output", help="Benchmarks file to update.")] = Path("docs/benchmarks.md"),
+) -> None:
+    """Time and memory to build synthetic worlds; updates the 'synth' section of docs/benchmarks.md."""
+    from selenite.bench.record import machine_line, update_section
+    from selenite.bench.synth import bench_world
+
+    rows = []
+    for name in presets or ["tiny", "demo"]:
+        r = bench_world(name)
+        rows.append(f"| {r['preset']} | {r['size_px']}² | {r['frames']} × {r['frame_size']} | {r['seconds']:.1f} |"
+                    f" {r['peak_rss_mib']:.0f} |")
+        say(json.dumps(r))
+    body = ("## Synthetic world (`selenite bench synth`)\n\n"
+            f"Machine: {machine_line()}. Whole `synth world` run (terrain, albedo, orbital map, descent frames), "
+            "first call in a fresh process (includes numba compilation when its cache is cold).\n\n"
+            "| preset | DEM | descent frames | seconds | peak RSS (MiB) |\n|---|---|---|---|---|\n" + "\n".join(rows))
+    update_section(output, "synth", body)
+    say(f"updated {output}")
+
+
+def main() -> None:
+    """Console entry point: SeleniteError → one line, exit 2; usage errors → exit 2."""
+    try:
+        rc = app(standalone_mode=False)
+    except SeleniteError as exc:
+        sys.stderr.write(f"selenite: error: {exc}\n")
+        sys.exit(exc.exit_code)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        sys.stderr.write("selenite: interrupted\n")
+        sys.exit(130)
+    sys.exit(rc if isinstance(rc, int) else 0)

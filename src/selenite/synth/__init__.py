@@ -1,0 +1,1 @@
+"""The synthetic lunar world: cratered terrain, rendered orbital maps and descent sequences with exact truth."""
