@@ -126,6 +126,26 @@ def verify(run_dir: Annotated[Path, typer.Argument(help="A run folder with a man
     say(f"ok: {report.checked} files match the manifest of {run_dir}")
 
 
+@app.command("info")
+def info(path: Annotated[Path, typer.Argument(help="A GeoTIFF or PDS3 raster (.tif, .LBL, .IMG).")]) -> None:
+    """Describe a lunar raster: CRS, size, pixel size, corner lon/lat, value range."""
+    import numpy as np
+
+    from selenite.geo.raster import raster_info, read_raster
+
+    ri = raster_info(path)
+    data, _ = read_raster(path)
+    corners = ri.pixel_to_lonlat(np.array([-0.5, ri.width - 0.5]), np.array([-0.5, ri.height - 0.5]))
+    typer.echo(json.dumps({
+        "path": str(path), "crs": ri.crs.name, "width": ri.width, "height": ri.height,
+        "pixel_size": list(ri.res), "bounds_map": list(ri.bounds),
+        "corners_lonlat": {"top_left": [float(corners[0][0]), float(corners[1][0])],
+                           "bottom_right": [float(corners[0][1]), float(corners[1][1])]},
+        "value_min": float(np.nanmin(data)), "value_max": float(np.nanmax(data)),
+        "nodata_fraction": float(np.isnan(data).mean()),
+    }, indent=1))
+
+
 @app.command("demo")
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Folder for the demo run.")] = Path("demo_run"),

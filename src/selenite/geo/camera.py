@@ -140,7 +140,7 @@ def attitude_deg(R: np.ndarray) -> tuple[float, float, float]:
     towards image-up (positive = looking ahead); roll: tilt towards image-right. A nadir camera has 0, 0, yaw.
     """
     R = np.asarray(R, float)
-    x_c, y_c, z_c = R[0], R[1], R[2]
+    _x_c, y_c, z_c = R[0], R[1], R[2]
     fwd = -y_c.copy()
     fwd[2] = 0.0
     if np.linalg.norm(fwd) < 1e-9:  # looking at the horizon along image-up: fall back to the optical axis

@@ -50,8 +50,8 @@ class RasterInfo:
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         """(left, bottom, right, top) in map units."""
-        x0, y0 = self.transform * (0, 0)
-        x1, y1 = self.transform * (self.width, self.height)
+        x0, y0 = self.transform @ (0, 0)
+        x1, y1 = self.transform @ (self.width, self.height)
         return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
 
     def pixel_to_map(self, col, row):

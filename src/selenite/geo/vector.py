@@ -52,7 +52,8 @@ def write_vector(gdf: gpd.GeoDataFrame, path: str | Path, layer: str | None = No
             out = gdf
             if _DRIVERS[suffix] == "GeoJSON":
                 out = gdf.to_crs(as_crs(GEOGRAPHIC))
-            out.to_file(tmp, driver=_DRIVERS[suffix], layer=layer)
+            kwargs = {"layer": layer or p.stem} if _DRIVERS[suffix] == "GPKG" else {}
+            out.to_file(tmp, driver=_DRIVERS[suffix], **kwargs)
         else:
             raise VectorError(f"unsupported vector format: {p.suffix} (use .gpkg, .parquet or .geojson)")
     return p

@@ -91,7 +91,8 @@ def plan_descent(plan: DescentPlan, landing_xy: np.ndarray, ground_height, hfov_
             tilt, phase = plan.approach_tilt_deg, "approach"
         elif s < frac_pitch + 0.02:
             k = (s - (frac_pitch - 0.02)) / 0.04
-            tilt, phase = plan.approach_tilt_deg + k * (plan.post_pitchover_tilt_deg - plan.approach_tilt_deg), "pitch-over"
+            tilt = plan.approach_tilt_deg + k * (plan.post_pitchover_tilt_deg - plan.approach_tilt_deg)
+            phase = "pitch-over"
         else:
             k = (s - (frac_pitch + 0.02)) / max(1.0 - frac_pitch - 0.02, 1e-9)
             tilt, phase = plan.post_pitchover_tilt_deg * (1.0 - k), "braking"
