@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -188,16 +187,12 @@ def bench_synth(
 
 
 def main() -> None:
-    """Console entry point: SeleniteError → one line, exit 2; usage errors → exit 2."""
+    """Console entry point: SeleniteError → one line on stderr, exit 2 (usage errors: click's exit 2)."""
     try:
-        rc = app(standalone_mode=False)
+        app()  # standalone: usage errors print click's message and exit 2; --help/--version exit 0
     except SeleniteError as exc:
         sys.stderr.write(f"selenite: error: {exc}\n")
         sys.exit(exc.exit_code)
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        sys.exit(2)
-    except (click.exceptions.Abort, KeyboardInterrupt):
+    except KeyboardInterrupt:
         sys.stderr.write("selenite: interrupted\n")
         sys.exit(130)
-    sys.exit(rc if isinstance(rc, int) else 0)

@@ -96,7 +96,7 @@ class WorldConfig(StageConfig):
 _small_descent = dict(width=192, height=144, start_altitude_m=200.0, approach_distance_m=150.0,
                       pitchover_altitude_m=140.0, hover_altitude_m=60.0, retreat_m=10.0)
 confs: dict[str, dict] = {
-    "tiny": {"size_px": 512, "descent": _small_descent},
+    "tiny": {"size_px": 640, "descent": _small_descent},
     "demo": {},
     "default": {"size_px": 3072, "descent": {"width": 1024, "height": 768, "start_altitude_m": 1000.0,
                                              "approach_distance_m": 1400.0}},
