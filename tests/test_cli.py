@@ -66,7 +66,8 @@ def test_bad_inputs_give_one_clear_line_and_exit_2(tmp_path):
     assert_one_line_error(run_cli("synth", "world", "--config", bad, "--out", tmp_path / "w"), "no_such_setting")
     bad.write_text("this is = = not toml")
     assert_one_line_error(run_cli("synth", "world", "--config", bad, "--out", tmp_path / "w"), "not valid TOML")
-    assert_one_line_error(run_cli("synth", "world", "--preset", "nope", "--out", tmp_path / "w"), "unknown synth preset")
+    proc = run_cli("synth", "world", "--preset", "nope", "--out", tmp_path / "w")
+    assert_one_line_error(proc, "unknown synth preset")
     assert_one_line_error(run_cli("synth", "world", "--config", tmp_path / "none.toml", "--out", tmp_path / "w"),
                           "config file not found")
 

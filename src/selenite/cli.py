@@ -180,7 +180,8 @@ def bench_synth(
         say(json.dumps(r))
     body = ("## Synthetic world (`selenite bench synth`)\n\n"
             f"Machine: {machine_line()}. Whole `synth world` run (terrain, albedo, orbital map, descent frames), "
-            "first call in a fresh process (includes numba compilation when its cache is cold).\n\n"
+            "presets run in order in one process (the first includes numba compilation when its cache is cold; "
+            "peak RSS is the process maximum so far).\n\n"
             "| preset | DEM | descent frames | seconds | peak RSS (MiB) |\n|---|---|---|---|---|\n" + "\n".join(rows))
     update_section(output, "synth", body)
     say(f"updated {output}")
