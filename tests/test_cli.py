@@ -114,3 +114,13 @@ def test_sigkill_and_resume_gives_identical_outputs(tmp_path):
         assert _outputs(out) == _outputs(ref)
         assert not [p for p in out.rglob("*") if ".tmp-" in p.name]
         assert run_cli("verify", out).returncode == 0
+
+
+@pytest.mark.slow
+def test_demo_with_a_relative_output_folder(tmp_path):
+    proc = subprocess.run([*SELENITE, "demo", "--preset", "tiny", "--out", "d"], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    report = (tmp_path / "d" / "report.html").read_text()
+    assert "Synthetic world" in report and "data:image/png;base64," in report
+    assert run_cli("verify", tmp_path / "d").returncode == 0

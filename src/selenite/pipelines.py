@@ -45,5 +45,5 @@ def run_demo(out: str | Path, *, seed: int = 1, preset: str = "demo", force: boo
         run.step("report", ["report.html"],
                  lambda tmp: write_report(tmp["report.html"], "selenite demo", sections(),
                                           subtitle=f"synthetic world, seed {seed}, preset {preset}"),
-                 reads=[world / "report.html"])
+                 reads=["world/report.html"])
     return out / "report.html"
