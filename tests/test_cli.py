@@ -33,7 +33,8 @@ def assert_one_line_error(proc, fragment: str):
 
 def test_version_and_help_on_every_command():
     assert run_cli("--version").stdout.startswith("selenite ")
-    for args in ([], ["synth"], ["synth", "world"], ["verify"], ["info"], ["demo"], ["bench"], ["bench", "synth"]):
+    for args in ([], ["synth"], ["synth", "world"], ["verify"], ["info"], ["demo"], ["bench"], ["bench", "synth"],
+                 ["locate"], ["locate", "run"], ["locate", "evaluate"]):
         proc = run_cli(*args, "--help")
         assert proc.returncode == 0 and "Usage" in proc.stdout, args
 

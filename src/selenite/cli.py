@@ -27,7 +27,10 @@ app = typer.Typer(
 synth_app = typer.Typer(help="The synthetic lunar world: terrain, maps, descent sequences with exact truth.",
                         no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks; each writes its section of docs/benchmarks.md.", no_args_is_help=True)
+locate_app = typer.Typer(help="Post-landing: reconstruct the descent and locate the lander on an orbital map.",
+                         no_args_is_help=True)
 app.add_typer(synth_app, name="synth")
+app.add_typer(locate_app, name="locate")
 app.add_typer(bench_app, name="bench")
 
 console = Console(stderr=True)
@@ -106,6 +109,53 @@ def synth_world(
     with progress_bar() as notify:
         path = run_synth_world(cfg, out, force=force, progress=notify)
     say(f"world written to {path} (report: {path / 'report.html'})")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# locate
+# ---------------------------------------------------------------------------------------------------------
+@locate_app.command("run")
+def locate_run(
+    frames: Annotated[Path, typer.Option("--frames", help="Folder of descent frames, in time order by file name.")],
+    dom: Annotated[Path, typer.Option("--dom", help="Orbital orthoimage (GeoTIFF in a lunar CRS).")],
+    camera: Annotated[Path, typer.Option("--camera", help="Camera JSON: width, height, fx, fy, cx, cy "
+                                         "[, k1, k2, p1, p2].")],
+    out: Annotated[Path, typer.Option("--out", help="Run folder to write (created; resumed if it exists).")],
+    start_altitude: Annotated[float | None, typer.Option("--start-altitude", help="Altitude of the first frame "
+                                                         "above the landing ground (m); without it the scale "
+                                                         "comes from the map.")] = None,
+    preset: Annotated[str, typer.Option(help="Named settings: default, fast.")] = "default",
+    config: ConfigOpt = None,
+    features: Annotated[str | None, typer.Option(help="Local features: xfeat (default) or sift.")] = None,
+    force: ForceOpt = False,
+) -> None:
+    """Locate the lander: landing.json, trajectory.csv/.geojson, maneuvers.json, plots, report.html."""
+    from selenite.config import resolve_config
+    from selenite.locate.config import LocateConfig, confs
+    from selenite.locate.pipeline import run_locate
+
+    cfg = resolve_config(LocateConfig, confs, stage="locate", preset=preset, config_file=config,
+                         overrides={"start_altitude_m": start_altitude, "features": features})
+    with progress_bar() as notify:
+        path = run_locate(frames, dom, camera, out, cfg, force=force, progress=notify)
+    land = json.loads(path.read_text())
+    say(f"landing: {land['lat']:.6f}°, {land['lon']:.6f}°E; DOM pixel ({land['dom_col']:.2f}, "
+        f"{land['dom_row']:.2f}); 1-sigma {land['sigma_m']:.2f} m")
+    say(f"written to {out} (report: {out / 'report.html'})")
+
+
+@locate_app.command("evaluate")
+def locate_evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="A 'selenite locate run' folder.")],
+    truth: Annotated[Path, typer.Option("--truth", help="Truth JSON (a synthetic world's descent/truth.json, or "
+                                        "any JSON with the landing's lon, lat [, dom_col, dom_row]).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Errors of the coarse and fine fixes (metres and DOM pixels) against a truth file."""
+    from selenite.locate.evaluate import evaluate_run, format_evaluation
+
+    ev = evaluate_run(run_dir, truth)
+    typer.echo(json.dumps(ev, indent=1) if as_json else format_evaluation(ev))
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ drops an offset equal to the reference radius, so it returns heights either way.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 from pyproj import CRS
-from rasterio.errors import RasterioIOError
+from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
 from rasterio.windows import Window
 
 from selenite.errors import InputError, RasterError
@@ -100,7 +101,9 @@ def open_raster(path: str | Path, *, require_crs: bool = True) -> Iterator[raste
     """
     p = _resolve_path(path)
     try:
-        ds = rasterio.open(p)
+        with warnings.catch_warnings():   # a missing georeference is reported as one clear error below
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            ds = rasterio.open(p)
     except RasterioIOError:
         raise RasterError(f"cannot read {p} as a raster (not a GeoTIFF/PDS3 file, or corrupt)") from None
     try:

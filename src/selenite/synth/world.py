@@ -97,6 +97,9 @@ _small_descent = dict(width=192, height=144, start_altitude_m=200.0, approach_di
                       pitchover_altitude_m=140.0, hover_altitude_m=60.0, retreat_m=10.0)
 confs: dict[str, dict] = {
     "tiny": {"size_px": 640, "descent": _small_descent},
+    "small": {"size_px": 896, "descent": {"width": 320, "height": 240, "start_altitude_m": 320.0,
+                                          "approach_distance_m": 380.0, "pitchover_altitude_m": 180.0,
+                                          "hover_altitude_m": 80.0, "retreat_m": 15.0}},
     "demo": {},
     "default": {"size_px": 3072, "descent": {"width": 1024, "height": 768, "start_altitude_m": 1000.0,
                                              "approach_distance_m": 1400.0}},

@@ -1,0 +1,1 @@
+"""Post-landing: descent reconstruction and landing-site localisation on an orbital map (``selenite locate``)."""

@@ -1,0 +1,50 @@
+"""Settings of ``selenite locate`` (defaults, named presets, TOML ``[locate]`` table)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from selenite.config import StageConfig
+
+
+class LocateConfig(StageConfig):
+    # local features
+    features: Literal["xfeat", "sift"] = "xfeat"
+    max_keypoints: int = Field(2048, ge=64)
+    max_side: int = Field(1024, ge=64)             # frames are matched at this long side (px) at most
+    threads: int = Field(2, ge=1)
+    # obscuration (plume) detection on the last frames
+    plume_sharpness_ratio: float = Field(0.45, gt=0, lt=1)
+    plume_contrast_ratio: float = Field(0.6, gt=0, lt=1)
+    plume_window: int = Field(8, ge=2)
+    thumb_side: int = Field(160, ge=32)
+    # SSIM adaptive sampling
+    ssim_threshold: float = Field(0.55, gt=-1, lt=1)
+    max_interval: int = Field(8, ge=1)
+    # matching and reconstruction
+    sequential_overlap: int = Field(3, ge=1)
+    loop_strides: list[int] = [5, 8, 13]
+    min_pair_inliers: int = Field(25, ge=8)
+    vertical_frames: int = Field(6, ge=2)
+    start_altitude_m: float | None = Field(None, gt=0)
+    altitude_search_m: tuple[float, float] = (100.0, 20000.0)
+    # map search
+    keyframes: int = Field(5, ge=1)
+    rotations: int = Field(12, ge=4)
+    search_max_pixels: int = Field(12_000_000, ge=100_000)
+    template_min_side: int = Field(160, ge=48)
+    dom_keypoints_per_mpx: int = Field(6000, ge=500)
+    min_map_inliers: int = Field(12, ge=6)
+    # fine fix
+    tie_gsd_ratio: tuple[float, float] = (0.45, 2.5)
+    tie_frames: int = Field(16, ge=1)
+    bootstrap: int = Field(200, ge=20)
+    seed: int = 0
+
+
+confs: dict[str, dict] = {
+    "default": {},
+    "fast": {"max_keypoints": 1024, "max_side": 640, "tie_frames": 8, "bootstrap": 100},
+}

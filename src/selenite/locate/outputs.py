@@ -1,0 +1,169 @@
+"""What ``selenite locate run`` hands over: landing.json, trajectory (CSV, GeoJSON), maneuvers, plots, report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from selenite.geo.camera import PinholeCamera, attitude_deg  # noqa: E402
+from selenite.geo.crs import normalize_lon  # noqa: E402
+from selenite.locate.dom import Dom, LocalFrame, dom_to_uint8  # noqa: E402
+from selenite.locate.maneuvers import detect_maneuvers  # noqa: E402
+from selenite.locate.sfm import poses_from_reconstruction  # noqa: E402
+from selenite.runs import canonical_json  # noqa: E402
+
+
+def _fix(dom: Dom, lf: LocalFrame, e: float, n: float) -> dict:
+    x, y = lf.local_to_map(np.array([e]), np.array([n]))
+    col, row = dom.info.map_to_pixel(np.asarray(x, float), np.asarray(y, float))
+    lon, lat = dom.info.pixel_to_lonlat(np.atleast_1d(col), np.atleast_1d(row))
+    return {"lon": normalize_lon(float(np.atleast_1d(lon)[0]), east_360=True), "lat": float(np.atleast_1d(lat)[0]),
+            "x": float(np.atleast_1d(x)[0]), "y": float(np.atleast_1d(y)[0]),
+            "dom_col": float(np.atleast_1d(col)[0]), "dom_row": float(np.atleast_1d(row)[0])}
+
+
+def trajectory_table(rec, names: list[str], camera: PinholeCamera, lf: LocalFrame, ground_z: float,
+                     finfo: dict) -> list[dict]:
+    """Per reconstructed frame: map position, height above the landing ground, altitude, GSD, attitude."""
+    poses = poses_from_reconstruction(rec)
+    pts = np.array([p.xyz for p in rec.points3D.values()])
+    index = {f["file"]: f["index"] for f in finfo["frames"]}
+    rows = []
+    for n in names:
+        if n not in poses:
+            continue
+        R, t = poses[n]
+        C = -R.T @ t
+        d = np.hypot(pts[:, 0] - C[0], pts[:, 1] - C[1])
+        height_above = C[2] - ground_z
+        near = pts[d < 0.15 * max(height_above, 1.0), 2]
+        if len(near) < 5:
+            near = pts[np.argsort(d)[:30], 2]
+        alt = float(C[2] - np.median(near))
+        roll, pitch, yaw = attitude_deg(R)
+        x, y = lf.local_to_map(np.array([C[0]]), np.array([C[1]]))
+        lon, lat = lf.dom.info.pixel_to_lonlat(*[np.atleast_1d(v) for v in
+                                                 lf.dom.info.map_to_pixel(np.asarray(x), np.asarray(y))])
+        tilt = float(np.degrees(np.arccos(np.clip(-R[2, 2], -1, 1))))
+        rows.append({"frame": index[n], "file": n, "x": float(x[0]), "y": float(y[0]), "z": float(height_above),
+                     "e_local": float(C[0]), "n_local": float(C[1]),
+                     "altitude_m": alt, "gsd_m": alt / camera.fx, "roll": roll, "pitch": pitch, "yaw": yaw,
+                     "tilt": tilt, "lon": normalize_lon(float(np.atleast_1d(lon)[0]), east_360=True),
+                     "lat": float(np.atleast_1d(lat)[0])})
+    return rows
+
+
+def _csv(rows: list[dict], cols: list[str]) -> str:
+    lines = [",".join(cols)]
+    for r in rows:
+        lines.append(",".join(f"{r[c]:.6f}" if isinstance(r[c], float) else str(r[c]) for c in cols))
+    return "\n".join(lines) + "\n"
+
+
+def _geojson(rows: list[dict], landing: dict) -> dict:
+    feats = [{"type": "Feature", "properties": {"kind": "trajectory"},
+              "geometry": {"type": "LineString", "coordinates": [[r["lon"], r["lat"]] for r in rows]}}]
+    for r in rows:
+        feats.append({"type": "Feature", "geometry": {"type": "Point", "coordinates": [r["lon"], r["lat"]]},
+                      "properties": {"kind": "frame", "frame": r["frame"], "altitude_m": round(r["altitude_m"], 3),
+                                     "gsd_m": round(r["gsd_m"], 5), "yaw": round(r["yaw"], 2)}})
+    feats.append({"type": "Feature", "geometry": {"type": "Point", "coordinates": [landing["lon"], landing["lat"]]},
+                  "properties": {"kind": "landing", "sigma_m": landing["sigma_m"]}})
+    return {"type": "FeatureCollection",
+            "crs_note": "lon/lat: planetocentric degrees east on the IAU 2015 Moon sphere (IAU_2015:30100)",
+            "features": feats}
+
+
+def plot_trajectory(path, rows: list[dict], man: dict) -> None:
+    e = np.array([r["e_local"] for r in rows])
+    n = np.array([r["n_local"] for r in rows])
+    z = np.array([r["z"] for r in rows])
+    fig = plt.figure(figsize=(12, 4.2))
+    ax = fig.add_subplot(1, 3, 1, projection="3d")
+    ax.plot(e, n, z, "-o", ms=2, color="tab:blue")
+    ax.scatter([e[-1]], [n[-1]], [0], color="red", marker="x", s=50)
+    ax.set_xlabel("east (m)")
+    ax.set_ylabel("north (m)")
+    ax.set_zlabel("height (m)")
+    ax.set_title("reconstructed descent")
+    ax2 = fig.add_subplot(1, 3, 2)
+    ax2.plot(e, n, "-o", ms=2)
+    ax2.plot(e[-1], n[-1], "rx")
+    ax2.set_aspect("equal", "datalim")
+    ax2.set_xlabel("east (m)")
+    ax2.set_ylabel("north (m)")
+    ax2.set_title("ground track")
+    ax3 = fig.add_subplot(1, 3, 3)
+    alt = np.array([r["altitude_m"] for r in rows])
+    ax3.semilogy([r["frame"] for r in rows], [r["gsd_m"] for r in rows], "-", label="GSD (m/px)")
+    ax3.semilogy([r["frame"] for r in rows], alt, "-", label="altitude (m)")
+    if "pitch_over" in man:
+        ax3.axvline(man["pitch_over"]["frame"], color="gray", ls="--", lw=0.8)
+    ax3.set_xlabel("frame")
+    ax3.legend(fontsize=8)
+    ax3.set_title("altitude and GSD")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90, format="png", metadata={"Software": None})
+    plt.close(fig)
+
+
+def plot_fix(path, dom: Dom, landing: dict, coarse: dict, cov_en: np.ndarray, px_m: float) -> None:
+    half = max(60, int(6 * max(np.hypot(landing["dom_col"] - coarse["dom_col"],
+                                         landing["dom_row"] - coarse["dom_row"]), 10)))
+    c0, r0 = int(landing["dom_col"]) - half, int(landing["dom_row"]) - half
+    crop, _ = dom_to_uint8(dom.read(0, (c0, r0, 2 * half, 2 * half)))
+    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    ax.imshow(crop, cmap="gray", extent=(c0 - 0.5, c0 + 2 * half - 0.5, r0 + 2 * half - 0.5, r0 - 0.5))
+    ax.plot(coarse["dom_col"], coarse["dom_row"], "o", mfc="none", mec="orange", ms=10, label="coarse")
+    ax.plot(landing["dom_col"], landing["dom_row"], "+", color="red", ms=14, mew=2, label="fine")
+    w, v = np.linalg.eigh(np.asarray(cov_en))
+    t = np.linspace(0, 2 * np.pi, 100)
+    ell = (v @ np.diag(np.sqrt(np.maximum(w, 0)) * 3) @ np.stack([np.cos(t), np.sin(t)])) / px_m
+    ax.plot(landing["dom_col"] + ell[0], landing["dom_row"] - ell[1], "r-", lw=0.8, label="3σ")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title("landing point on the DOM (pixels)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90, format="png", metadata={"Software": None})
+    plt.close(fig)
+
+
+def write_outputs(tmp: dict, root: Path, names: list[str], finfo: dict, camera: PinholeCamera, dom: Dom, cfg,
+                  rec) -> None:
+    from selenite.locate.report import locate_section
+    from selenite.report.html import write_report
+
+    fine = json.loads((root / "work/fine.json").read_text())
+    coarse = json.loads((root / "work/coarse.json").read_text())
+    search = json.loads((root / "search.json").read_text())
+    lf = LocalFrame(dom, fine["lon0"], fine["lat0"])
+    fix = _fix(dom, lf, *fine["landing_en"])
+    landing = {**fix, "sigma_m": fine["sigma_m"],
+               "sigma_ellipse_m": {"east": fine["sigma_en"][0], "north": fine["sigma_en"][1]},
+               "coarse": {k: coarse[k] for k in ("lon", "lat", "x", "y", "dom_col", "dom_row")},
+               "before_bundle_adjustment": _fix(dom, lf, *fine["landing_en_before_ba"]),
+               "frames_used": len([n for n in names]), "frames_total": finfo["count"],
+               "frames_obscured": [f["index"] for f in finfo["frames"] if f["obscured"]],
+               "keyframes": [k["index"] for k in search["keyframes"] if k["H_t2dom"] is not None],
+               "best_keyframe": coarse["keyframe"], "dom_crs": dom.info.crs.to_string(),
+               "dom_pixel_m": fine["dom_px_m"], "ties": fine["tie_inliers"]}
+    rows = trajectory_table(rec, names, camera, lf, fine["ground_z"], finfo)
+    landing["frames_reconstructed"] = len(rows)
+    pos = np.array([[r["e_local"], r["n_local"], r["z"]] for r in rows])
+    man = detect_maneuvers(pos, np.array([r["altitude_m"] for r in rows]), np.array([r["tilt"] for r in rows]),
+                           np.array([r["yaw"] for r in rows]), [r["frame"] for r in rows])
+    Path(tmp["landing.json"]).write_text(canonical_json(landing) + "\n")
+    Path(tmp["trajectory.csv"]).write_text(_csv(rows, ["frame", "x", "y", "z", "altitude_m", "gsd_m", "roll",
+                                                       "pitch", "yaw"]))
+    Path(tmp["trajectory.geojson"]).write_text(json.dumps(_geojson(rows, landing)) + "\n")
+    Path(tmp["maneuvers.json"]).write_text(canonical_json(man) + "\n")
+    plot_trajectory(tmp["trajectory.png"], rows, man)
+    plot_fix(tmp["map_fix.png"], dom, landing, coarse, np.array(fine["cov_en"]), fine["dom_px_m"])
+    write_report(tmp["report.html"], "selenite — descent localisation",
+                 [locate_section(landing, man, search, fine, finfo, tmp["trajectory.png"], tmp["map_fix.png"])],
+                 subtitle=f"{finfo['count']} frames, DOM {Path(dom.path).name}")

@@ -1,0 +1,218 @@
+"""``selenite locate run``: descent frames + orbital map → landing point, trajectory, maneuvers.
+
+Steps (each skipped on resume when its outputs verify): frames (checks, plume detection, SSIM sampling),
+features, sfm (pairs, pycolmap), geometry (vertical, altitudes, keyframes), search (map search and
+full-resolution registration of the keyframes), coarse (homography chain, the published method), fine (DOM ties,
+alignment, bundle adjustment with the DOM), outputs (landing.json, trajectory, maneuvers, plots, report).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from selenite.errors import InputError, SeleniteError
+from selenite.geo.camera import PinholeCamera
+from selenite.locate.config import LocateConfig
+from selenite.locate.dom import Dom
+from selenite.locate.features import Features, make_extractor, resize_for_matching
+from selenite.locate.frames import (
+    adaptive_sample,
+    check_frames,
+    detect_obscured,
+    frame_statistics,
+    list_frames,
+    read_frame,
+    to_uint8,
+)
+from selenite.runs import Run, canonical_json
+
+log = logging.getLogger(__name__)
+SFM_FILES = ("cameras.bin", "images.bin", "points3D.bin", "rigs.bin", "frames.bin")
+
+
+def _write_json(path, obj) -> None:
+    Path(path).write_text(canonical_json(obj) + "\n")
+
+
+def _read_json(path):
+    return json.loads(Path(path).read_text())
+
+
+def _save_reconstruction(rec, tmp: dict, prefix: str) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        rec.write(d)
+        for f in SFM_FILES:
+            shutil.move(str(Path(d) / f), tmp[f"{prefix}/{f}"])
+
+
+def _load_reconstruction(folder: Path):
+    import pycolmap
+
+    return pycolmap.Reconstruction(str(folder))
+
+
+def _load_features(path: Path) -> dict[str, tuple[Features, float]]:
+    data = np.load(path)
+    out = {}
+    for key in data.files:
+        if key.startswith("kp_"):
+            name = key[3:]
+            out[name] = (Features(data[f"kp_{name}"], data[f"desc_{name}"], data[f"score_{name}"]),
+                         float(data[f"scale_{name}"]))
+    return out
+
+
+def run_locate(frames_dir: str | Path, dom_path: str | Path, camera_path: str | Path, out: str | Path,
+               cfg: LocateConfig, *, force: bool = False, progress=None) -> Path:
+    """Run the whole localisation into ``out``; returns the path of landing.json."""
+    notify = progress or (lambda step, frac: None)
+    camera = PinholeCamera.from_json(camera_path)
+    paths = list_frames(frames_dir)
+    dom = Dom.open(dom_path)
+    check_frames(paths, camera.width, camera.height)
+    out = Path(out)
+    created = not out.exists() or (out.is_dir() and not any(out.iterdir()))
+    try:
+        return _run(paths, dom_path, camera_path, camera, dom, frames_dir, out, cfg, force, notify)
+    except SeleniteError:
+        if created and out.is_dir():
+            shutil.rmtree(out, ignore_errors=True)   # nothing half-written for a run that never got going
+        raise
+
+
+def _run(paths, dom_path, camera_path, camera, dom, frames_dir, out, cfg, force, notify) -> Path:
+    params = {"config": json.loads(cfg.model_dump_json()), "frames_dir": str(Path(frames_dir).resolve()),
+              "dom": str(Path(dom_path).resolve()), "camera": camera.to_dict()}
+    with Run(out, command="locate run", params=params, force=force) as run:
+        run.add_input(dom_path, "dom")
+        run.add_input(camera_path, "camera")
+        cfgp = json.loads(cfg.model_dump_json())
+
+        # 1. frames -----------------------------------------------------------------------------------------
+        def make_frames(tmp):
+            notify("frames", 0.0)
+            stats, thumbs = frame_statistics(paths, camera.width, camera.height, cfg.thumb_side, cfg.threads,
+                                             notify)
+            stats = detect_obscured(stats, thumbs, cfg.plume_sharpness_ratio, cfg.plume_contrast_ratio,
+                                    cfg.plume_window)
+            usable = [s["index"] for s in stats if not s["obscured"]]
+            if len(usable) < 3:
+                raise InputError(f"only {len(usable)} of {len(stats)} frames are clear (the rest obscured); "
+                                 "at least 3 are needed")
+            sampled = adaptive_sample(thumbs, usable, cfg.ssim_threshold, cfg.max_interval)
+            first_obscured = next((s["index"] for s in stats if s["obscured"]), None)
+            _write_json(tmp["frames.json"], {"frames": stats, "usable": usable, "sampled": sampled,
+                                             "first_obscured": first_obscured, "count": len(stats)})
+            notify("frames", 1.0)
+
+        frame_params = {k: cfgp[k] for k in ("thumb_side", "plume_sharpness_ratio", "plume_contrast_ratio",
+                                             "plume_window", "ssim_threshold", "max_interval")}
+        frame_params["files"] = [p.name for p in paths]
+        frame_params["sizes"] = [p.stat().st_size for p in paths]
+        frame_params["mtimes"] = [p.stat().st_mtime_ns for p in paths]
+        run.step("frames", ["frames.json"], make_frames, params=frame_params)
+        finfo = _read_json(run.path("frames.json"))
+        names = [paths[i].name for i in finfo["sampled"]]
+
+        # 2. features -----------------------------------------------------------------------------------------
+        def make_features(tmp):
+            ext = make_extractor(cfg.features, cfg.max_keypoints, cfg.threads)
+            arrays = {}
+            for k, i in enumerate(finfo["sampled"]):
+                notify("features", k / len(names))
+                small, q = resize_for_matching(to_uint8(read_frame(paths[i])), cfg.max_side)
+                f = ext(small)
+                n = paths[i].name
+                arrays.update({f"kp_{n}": f.keypoints, f"desc_{n}": f.descriptors, f"score_{n}": f.scores,
+                               f"scale_{n}": np.array(q)})
+            with open(tmp["work/features.npz"], "wb") as fh:
+                np.savez(fh, **arrays)
+            notify("features", 1.0)
+
+        feat_params = {k: cfgp[k] for k in ("features", "max_keypoints", "max_side")}
+        run.step("features", ["work/features.npz"], make_features, params=feat_params, reads=["frames.json"])
+
+        # 3. structure from motion --------------------------------------------------------------------------
+        def make_sfm(tmp):
+            from selenite.locate.sfm import frame_pairs, match_pairs, reconstruct
+
+            feats = _load_features(run.path("work/features.npz"))
+            full = [feats[n][0].scaled(feats[n][1]) for n in names]
+            pairs = frame_pairs(len(names), cfg.sequential_overlap, cfg.loop_strides)
+            notify("matching", 0.0)
+            pms = match_pairs(full, pairs, cfg.features, cfg.min_pair_inliers, notify)
+            notify("matching", 1.0)
+            notify("reconstruction", 0.0)
+            with tempfile.TemporaryDirectory() as d:
+                rec = reconstruct(Path(d), camera, names, full, pms, cfg.min_pair_inliers, cfg.threads, cfg.seed)
+            _save_reconstruction(rec, tmp, "work/sfm")
+            H = np.array([pm.H if pm.H is not None else np.full((3, 3), np.nan) for pm in pms])
+            with open(tmp["work/pairs.npz"], "wb") as fh:
+                np.savez(fh, i=np.array([pm.i for pm in pms]), j=np.array([pm.j for pm in pms]),
+                         inliers=np.array([pm.inliers for pm in pms]), H=H)
+            notify("reconstruction", 1.0)
+
+        sfm_params = {k: cfgp[k] for k in ("sequential_overlap", "loop_strides", "min_pair_inliers", "seed")}
+        run.step("sfm", [*(f"work/sfm/{f}" for f in SFM_FILES), "work/pairs.npz"], make_sfm, params=sfm_params,
+                 reads=["work/features.npz"])
+
+        # 4. geometry: vertical, altitudes, keyframes --------------------------------------------------------
+        from selenite.locate import solve
+
+        run.step("geometry", ["work/geometry.json"],
+                 lambda tmp: _write_json(tmp["work/geometry.json"],
+                                         solve.geometry(_load_reconstruction(run.path("work/sfm")), names, finfo,
+                                                        camera, dom, cfg)),
+                 params={k: cfgp[k] for k in ("vertical_frames", "start_altitude_m", "keyframes", "max_side")},
+                 reads=[f"work/sfm/{f}" for f in SFM_FILES])
+
+        # 5. map search --------------------------------------------------------------------------------------
+        def make_search(tmp):
+            geo = _read_json(run.path("work/geometry.json"))
+            res = solve.search(_load_reconstruction(run.path("work/sfm")), geo, paths, camera, dom, cfg, notify)
+            _write_json(tmp["search.json"], res)
+
+        run.step("search", ["search.json"], make_search,
+                 params={k: cfgp[k] for k in ("rotations", "search_max_pixels", "template_min_side",
+                                              "dom_keypoints_per_mpx", "min_map_inliers", "altitude_search_m")},
+                 reads=["work/geometry.json", "work/sfm/images.bin"])
+
+        # 6. coarse fix (homography chain) ----------------------------------------------------------------------
+        def make_coarse(tmp):
+            geo = _read_json(run.path("work/geometry.json"))
+            s = _read_json(run.path("search.json"))
+            _write_json(tmp["work/coarse.json"], solve.coarse(geo, s, dict(np.load(run.path("work/pairs.npz"))),
+                                                              names, camera, dom))
+
+        run.step("coarse", ["work/coarse.json"], make_coarse, reads=["search.json", "work/pairs.npz"])
+
+        # 7. fine fix ---------------------------------------------------------------------------------------------
+        def make_fine(tmp):
+            geo = _read_json(run.path("work/geometry.json"))
+            s = _read_json(run.path("search.json"))
+            feats = _load_features(run.path("work/features.npz"))
+            res, rec = solve.fine(_load_reconstruction(run.path("work/sfm")), geo, s, feats, paths, finfo, camera,
+                                  dom, cfg, notify)
+            _save_reconstruction(rec, tmp, "work/sfm_fine")
+            _write_json(tmp["work/fine.json"], res)
+
+        run.step("fine", ["work/fine.json", *(f"work/sfm_fine/{f}" for f in SFM_FILES)], make_fine,
+                 params={k: cfgp[k] for k in ("tie_gsd_ratio", "tie_frames", "bootstrap")},
+                 reads=["search.json", "work/coarse.json"])
+
+        # 8. outputs ------------------------------------------------------------------------------------------------
+        from selenite.locate import outputs
+
+        outs = ["landing.json", "trajectory.csv", "trajectory.geojson", "maneuvers.json", "trajectory.png",
+                "map_fix.png", "report.html"]
+        run.step("outputs", outs,
+                 lambda tmp: outputs.write_outputs(tmp, run.root, names, finfo, camera, dom, cfg,
+                                                   _load_reconstruction(run.path("work/sfm_fine"))),
+                 reads=["work/fine.json", "work/coarse.json", "frames.json"])
+    return out / "landing.json"

@@ -1,0 +1,39 @@
+"""Report section of a ``selenite locate`` run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from selenite.report.html import Section, png_data_uri
+
+
+def locate_section(landing: dict, man: dict, search: dict, fine: dict, finfo: dict, traj_png, fix_png) -> Section:
+    sec = Section("Descent localisation")
+    sec.paragraphs.append(
+        f"Landing point {landing['lat']:.6f}°, {landing['lon']:.6f}°E (DOM pixel {landing['dom_col']:.2f}, "
+        f"{landing['dom_row']:.2f}), 1-σ {landing['sigma_m']:.2f} m from {fine['tie_inliers']} tie points to the "
+        f"DOM. The coarse fix (homography chain, the published method) is at DOM pixel "
+        f"{landing['coarse']['dom_col']:.2f}, {landing['coarse']['dom_row']:.2f}.")
+    obsc = landing["frames_obscured"]
+    sec.paragraphs.append(
+        f"{finfo['count']} frames; {len(obsc)} obscured at the end "
+        f"({'frames ' + str(obsc[0]) + '–' + str(obsc[-1]) if obsc else 'none'}) and excluded; "
+        f"{len(finfo['sampled'])} kept by SSIM sampling; {landing['frames_reconstructed']} reconstructed. "
+        f"Map search at pyramid level {search['level']} over {search['dom_keypoints']} DOM features: best "
+        f"hypothesis {search['best']['inliers']} inliers, {search['peak_ratio']:.1f}× the best elsewhere.")
+    rows = []
+    if "pitch_over" in man:
+        rows.append(["pitch-over", f"{man['pitch_over']['altitude_m']:.1f} m altitude",
+                     f"tilt {man['pitch_over']['tilt_before_deg']:.0f}° → {man['pitch_over']['tilt_after_deg']:.0f}°"])
+    if "hover" in man:
+        rows.append(["hover / turn", f"{man['hover']['altitude_m']:.1f} m altitude",
+                     f"yaw change {man['hover']['yaw_change_deg']:.1f}°"])
+    if "retreat" in man:
+        rows.append(["retreat", f"{man['retreat']['distance_m']:.1f} m",
+                     f"{man['retreat']['angle_to_track_deg']:.1f}° to the approach track"])
+    if "vertical_descent" in man:
+        rows.append(["vertical descent", f"from {man['vertical_descent']['start_altitude_m']:.1f} m", ""])
+    sec.tables.append((["maneuver", "value", "detail"], rows))
+    sec.figures.append((png_data_uri(Path(traj_png).read_bytes()), "Reconstructed trajectory, altitude and GSD."))
+    sec.figures.append((png_data_uri(Path(fix_png).read_bytes()), "Coarse and fine landing fixes on the DOM."))
+    return sec

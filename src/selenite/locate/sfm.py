@@ -1,0 +1,145 @@
+"""Trajectory reconstruction: pairwise matching of the sampled frames (sequential + loop pairs), then
+incremental structure-from-motion with known intrinsics in pycolmap (Schönberger & Frahm 2016).
+
+Pixel conventions: selenite's pixel (0, 0) is the centre of the top-left pixel; COLMAP's is its corner, so
+keypoints and the principal point are shifted by +0.5 on the way in and -0.5 on the way out.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from selenite.errors import RunError
+from selenite.geo.camera import PinholeCamera
+from selenite.locate.features import Features, match
+
+log = logging.getLogger(__name__)
+
+
+def frame_pairs(n: int, overlap: int, strides: list[int]) -> list[tuple[int, int]]:
+    """Sequential pairs (i, i+1..i+overlap) plus longer 'loop' strides, as positions in the sampled list."""
+    pairs = set()
+    for i in range(n):
+        for d in range(1, overlap + 1):
+            if i + d < n:
+                pairs.add((i, i + d))
+        for d in strides:
+            if i + d < n:
+                pairs.add((i, i + d))
+    return sorted(pairs)
+
+
+@dataclass
+class PairMatch:
+    i: int
+    j: int
+    matches: np.ndarray       # (M, 2) indices into features i, j (after the homography check: all MNN)
+    H: np.ndarray | None      # homography frame i → frame j (full-size pixels), None if it failed
+    inliers: int
+
+
+def match_pairs(feats: list[Features], pairs: list[tuple[int, int]], kind: str, min_inliers: int,
+                notify=None) -> list[PairMatch]:
+    out = []
+    for k, (i, j) in enumerate(pairs):
+        m = match(feats[i].descriptors, feats[j].descriptors, kind)
+        H, n_in = None, 0
+        if len(m) >= 8:
+            p1, p2 = feats[i].keypoints[m[:, 0]], feats[j].keypoints[m[:, 1]]
+            H, mask = cv2.findHomography(p1, p2, cv2.USAC_MAGSAC, 3.0, confidence=0.999, maxIters=2000)
+            n_in = int(mask.sum()) if mask is not None else 0
+            if H is None or n_in < min_inliers:
+                H = None
+        out.append(PairMatch(i, j, m, H, n_in))
+        if notify and k % 20 == 0:
+            notify("matching", k / max(len(pairs), 1))
+    return out
+
+
+def colmap_camera(camera: PinholeCamera):
+    import pycolmap
+
+    if camera.has_distortion:
+        params = [camera.fx, camera.fy, camera.cx + 0.5, camera.cy + 0.5, camera.k1, camera.k2, camera.p1, camera.p2]
+        model = "OPENCV"
+    else:
+        params = [camera.fx, camera.fy, camera.cx + 0.5, camera.cy + 0.5]
+        model = "PINHOLE"
+    cam = pycolmap.Camera(model=model, width=camera.width, height=camera.height, params=params)
+    cam.has_prior_focal_length = True
+    return cam
+
+
+def reconstruct(workdir: Path, camera: PinholeCamera, names: list[str], feats: list[Features],
+                pair_matches: list[PairMatch], min_inliers: int, threads: int = 2, seed: int = 0):
+    """Incremental SfM; returns the largest pycolmap Reconstruction (image names = ``names``)."""
+    import pycolmap
+
+    pycolmap.logging.minloglevel = 2 if log.getEffectiveLevel() > logging.DEBUG else 0
+    workdir.mkdir(parents=True, exist_ok=True)
+    db_path = workdir / "database.db"
+    db_path.unlink(missing_ok=True)
+    db = pycolmap.Database.open(str(db_path))
+    cam_id = db.write_camera(colmap_camera(camera))
+    ids = []
+    for name, f in zip(names, feats, strict=True):
+        image_id = db.write_image(pycolmap.Image(name=name, camera_id=cam_id))
+        db.write_keypoints(image_id, (f.keypoints + 0.5).astype(np.float32))
+        ids.append(image_id)
+    lines = []
+    for pm in pair_matches:
+        if pm.inliers >= min_inliers and len(pm.matches):
+            db.write_matches(ids[pm.i], ids[pm.j], pm.matches.astype(np.uint32))
+            lines.append(f"{names[pm.i]} {names[pm.j]}\n")
+    db.close()
+    if not lines:
+        raise RunError("no pair of frames matched; the frames do not overlap")
+    pairs_path = workdir / "pairs.txt"
+    pairs_path.write_text("".join(lines))
+    pycolmap.verify_matches(str(db_path), str(pairs_path))
+    opts = pycolmap.IncrementalPipelineOptions()
+    opts.ba_refine_focal_length = False
+    opts.ba_refine_principal_point = False
+    opts.ba_refine_extra_params = False
+    opts.extract_colors = False
+    opts.num_threads = threads
+    opts.random_seed = seed
+    opts.min_model_size = 3
+    out = workdir / "models"
+    out.mkdir(exist_ok=True)
+    recs = pycolmap.incremental_mapping(str(db_path), str(workdir), str(out), opts)
+    if not recs:
+        raise RunError("structure from motion registered no frames; the frames do not overlap enough")
+    return max(recs.values(), key=lambda r: r.num_reg_images())
+
+
+def poses_from_reconstruction(rec) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """name → (R, t) world→camera of every registered image."""
+    out = {}
+    for image in rec.images.values():
+        if not image.has_pose:
+            continue
+        T = image.cam_from_world().matrix() if callable(image.cam_from_world) else image.cam_from_world.matrix()
+        out[image.name] = (np.asarray(T[:, :3]), np.asarray(T[:, 3]))
+    return out
+
+
+def points_from_reconstruction(rec) -> tuple[np.ndarray, np.ndarray, dict[str, dict[int, int]]]:
+    """3D points (N, 3), their ids, and per image name {point2D index: point3D id}."""
+    ids = np.array(list(rec.points3D.keys()), np.int64)
+    xyz = np.array([rec.points3D[int(i)].xyz for i in ids]) if len(ids) else np.zeros((0, 3))
+    obs: dict[str, dict[int, int]] = {}
+    for image in rec.images.values():
+        if not image.has_pose:
+            continue
+        d = {}
+        for k, p in enumerate(image.points2D):
+            if p.has_point3D():
+                d[k] = int(p.point3D_id)
+        obs[image.name] = d
+    return xyz, ids, obs

@@ -1,0 +1,386 @@
+"""The numerical steps of ``selenite locate`` between reconstruction and outputs (see pipeline.py)."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from selenite.errors import RunError
+from selenite.geo.camera import PinholeCamera
+from selenite.geo.crs import normalize_lon
+from selenite.locate.config import LocateConfig
+from selenite.locate.dom import Dom, LocalFrame
+from selenite.locate.features import make_extractor, resize_for_matching
+from selenite.locate.frames import read_frame, to_uint8
+from selenite.locate.geometry import (
+    GroundFrame,
+    estimate_ground_frame,
+    fit_line,
+    frame_altitudes,
+    similarity_2d,
+)
+from selenite.locate.search import (
+    View,
+    best_hypothesis,
+    choose_level,
+    coarse_search,
+    index_dom,
+    make_template,
+    no_overlap_error,
+    refine_on_dom,
+    scaled_K,
+)
+from selenite.locate.sfm import points_from_reconstruction, poses_from_reconstruction
+
+log = logging.getLogger(__name__)
+
+
+def _gf(geo: dict) -> GroundFrame:
+    g = geo["ground_frame"]
+    return GroundFrame(np.array(g["origin"]), np.array(g["e1"]), np.array(g["e2"]), np.array(g["u"]))
+
+
+def _views(geo: dict) -> dict[str, View]:
+    return {f["name"]: View(f["name"], f["index"], np.array(f["R"]), np.array(f["t"])) for f in geo["frames"]}
+
+
+# -----------------------------------------------------------------------------------------------------------
+def geometry(rec, names: list[str], finfo: dict, camera: PinholeCamera, dom: Dom, cfg: LocateConfig) -> dict:
+    """Local vertical, ground frame, per-frame altitude (reconstruction units and metres when scaled)."""
+    poses = poses_from_reconstruction(rec)
+    reg = [n for n in names if n in poses]
+    if len(reg) < 3:
+        raise RunError(f"only {len(reg)} frames could be reconstructed; the frames do not overlap enough")
+    xyz, _, _ = points_from_reconstruction(rec)
+    centers = np.array([-poses[n][0].T @ poses[n][1] for n in reg])
+    gf, diag = estimate_ground_frame(centers, xyz, cfg.vertical_frames)
+    alt = frame_altitudes(gf, centers, xyz, None)
+    loc = gf.to_local(xyz)
+    ground = [float(c[2] - a) for c, a in zip(gf.to_local(centers), alt, strict=True)]
+    scale = None
+    first_name = names[0]
+    if cfg.start_altitude_m is not None:
+        if first_name not in poses:
+            raise RunError(f"the first frame {first_name} could not be reconstructed, so --start-altitude cannot "
+                           "scale the descent; run without it to take the scale from the map")
+        scale = cfg.start_altitude_m / alt[0]
+    index = {paths_name: k for k, paths_name in enumerate(f["file"] for f in finfo["frames"])}
+    frames = []
+    for n, c, a, g in zip(reg, centers, alt, ground, strict=True):
+        R, t = poses[n]
+        axis = R[2] @ gf.matrix.T
+        tilt = float(np.degrees(np.arccos(np.clip(-axis[2], -1, 1))))
+        frames.append({"name": n, "index": index[n], "R": R.tolist(), "t": t.tolist(), "center": c.tolist(),
+                       "altitude_units": float(a), "ground_h_units": g, "tilt_deg": tilt})
+    q = max(camera.width, camera.height) / min(max(camera.width, camera.height), cfg.max_side)
+    return {"ground_frame": {"origin": gf.origin.tolist(), "e1": gf.e1.tolist(), "e2": gf.e2.tolist(),
+                             "u": gf.u.tolist()},
+            "frames": frames, "scale_m": scale, "dom_px_m": dom.pixel_size_m(), "work_scale": q,
+            "points_height_spread_units": float(np.ptp(loc[:, 2])) if len(loc) else 0.0,
+            "registered": len(reg), "sampled": len(names), **diag}
+
+
+def _gsd(frame: dict, scale: float, camera: PinholeCamera) -> float:
+    """Ground sample distance (m/px) at the image centre, geometric mean of the two directions."""
+    rng = frame["altitude_units"] * scale / max(np.cos(np.radians(frame["tilt_deg"])), 0.2)
+    return float(rng / camera.fx / np.sqrt(max(np.cos(np.radians(frame["tilt_deg"])), 0.2)))
+
+
+def _choose_keyframes(geo: dict, scale: float, camera: PinholeCamera, n: int) -> list[dict]:
+    px = geo["dom_px_m"]
+    ranked = sorted(geo["frames"], key=lambda f: abs(np.log(_gsd(f, scale, camera) / px)))
+    return ranked[:n]
+
+
+def _load_view(view: View, paths) -> View:
+    view.image = to_uint8(read_frame(paths[view.index]))
+    return view
+
+
+# -----------------------------------------------------------------------------------------------------------
+def search(rec, geo: dict, paths, camera: PinholeCamera, dom: Dom, cfg: LocateConfig, notify) -> dict:
+    """Find the descent on the DOM and register the keyframes at full resolution."""
+    t0 = time.perf_counter()
+    gf = _gf(geo)
+    views = _views(geo)
+    hg = {f["name"]: f["ground_h_units"] for f in geo["frames"]}
+    ext = make_extractor(cfg.features, cfg.max_keypoints, cfg.threads)
+    px = geo["dom_px_m"]
+    level = choose_level(dom, min(camera.width, camera.height) * px, cfg.search_max_pixels, cfg.template_min_side)
+    notify("map search", 0.0)
+    dom_img, dom_valid, dom_feats = index_dom(dom, level, ext, cfg.dom_keypoints_per_mpx)
+    t_index = time.perf_counter() - t0
+    first_alt = geo["frames"][0]["altitude_units"]
+    if geo["scale_m"] is not None:
+        scales = [geo["scale_m"]]
+        per_scale = cfg.keyframes
+    else:
+        lo, hi = cfg.altitude_search_m
+        alts = np.geomspace(lo, hi, max(int(np.ceil(np.log(hi / lo) / np.log(1.3))) + 1, 2))
+        scales = list(alts / first_alt)
+        per_scale = 2
+    hyps = []
+    for k, s in enumerate(scales):
+        kfs = _choose_keyframes(geo, s, camera, per_scale)
+        kviews = [_load_view(views[f["name"]], paths) if views[f["name"]].image is None else views[f["name"]]
+                  for f in kfs]
+        for h in coarse_search(dom, dom_img, dom_valid, dom_feats, level, kviews, camera, gf, s, hg,
+                               cfg.rotations, ext):
+            h.scale_m = s * h.scale
+            hyps.append(h)
+        notify("map search", (k + 1) / (len(scales) + 1))
+    sep = min(camera.width, camera.height) / 2
+    best, ratio = best_hypothesis(hyps, sep)
+    if best is None or best.inliers < cfg.min_map_inliers:
+        raise no_overlap_error(best.inliers if best else 0)
+    scale_m = float(best.scale_m)
+    lf = dom.local_frame(*best.center_px)
+    # an initial alignment ground frame → local metres from the best hypothesis' template
+    A = lf.jacobian(*best.center_px) * 2 ** level
+    bview = views[best.keyframe]
+    theta_grid = float(best.theta_grid)
+    t = make_template(bview, camera, gf, float(best.scale_m / best.scale), hg[best.keyframe], theta_grid, A,
+                      float(np.sqrt(abs(np.linalg.det(A)))), 1024, level)
+    ab, en = _template_correspondences(t, gf, best.A_t2d, level, lf)
+    s0, phi0, t0v = similarity_2d(ab, en)
+    # refine every keyframe at full resolution
+    kfs = _choose_keyframes(geo, scale_m, camera, cfg.keyframes)
+    refined = []
+    for f in kfs:
+        v = views[f["name"]] if views[f["name"]].image is not None else _load_view(views[f["name"]], paths)
+        centre_ab = np.median(_footprint_ab(v, camera, gf, hg[v.name]), axis=0)
+        e, n = s0 * _rot(phi0) @ centre_ab + t0v
+        cpx = lf.local_to_pixel(np.array([e]), np.array([n]))[0]
+        theta = phi0  # ground frame → (east, north) rotation
+        tm, H, n_in = refine_on_dom(dom, v, camera, gf, scale_m, hg[v.name], theta, cpx, ext,
+                                    margin_px=int(16 + 4 * 2 ** level), template_max=4096,
+                                    min_inliers=cfg.min_map_inliers)
+        refined.append({"name": v.name, "index": v.index, "inliers": n_in, "gsd_m": _gsd(f, scale_m, camera),
+                        "H_t2dom": None if H is None else H.tolist(),
+                        "H_t2f": None if tm is None else tm.H_t2f.tolist(),
+                        "G": None if tm is None else tm.G.tolist(), "theta": theta})
+        notify("map search", 1.0 - 0.5 / (len(kfs) + 1))
+    good = [r for r in refined if r["H_t2dom"] is not None]
+    if not good:
+        raise no_overlap_error(max((r["inliers"] for r in refined), default=0))
+    bestk = max(good, key=lambda r: r["inliers"])
+    # alignment from the best full-resolution registration
+    tm_G = np.array(bestk["G"])
+    ab, en = _homography_correspondences(tm_G, np.array(bestk["H_t2dom"]), gf, lf, views[bestk["name"]], camera,
+                                         hg[bestk["name"]])
+    s1, phi1, t1 = similarity_2d(ab, en)
+    notify("map search", 1.0)
+    top = sorted(hyps, key=lambda h: -h.inliers)[:10]
+    return {
+        "level": level, "dom_px_m": px, "lon0": lf.lon0, "lat0": lf.lat0, "peak_ratio": ratio,
+        "dom_keypoints": len(dom_feats), "scale_candidates": len(scales),
+        "best": {"keyframe": best.keyframe, "inliers": best.inliers, "theta_deg": float(np.degrees(best.theta)),
+                 "center_px": best.center_px.tolist(), "scale": best.scale},
+        "hypotheses": [{"keyframe": h.keyframe, "inliers": h.inliers, "theta_deg": float(np.degrees(h.theta)),
+                        "center_px": h.center_px.tolist(), "scale_m": float(h.scale_m)} for h in top],
+        "keyframes": refined, "best_keyframe": bestk["name"], "scale_m": float(s1),
+        "alignment": {"scale": float(s1), "phi": float(phi1), "t": [float(t1[0]), float(t1[1])]},
+        "seconds": {"index": t_index, "total": time.perf_counter() - t0},
+    }
+
+
+def _rot(a: float) -> np.ndarray:
+    return np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+
+
+def _footprint_ab(view: View, camera: PinholeCamera, gf: GroundFrame, h: float) -> np.ndarray:
+    from selenite.locate.search import footprint_ground
+
+    return footprint_ground(view, camera, gf, h)
+
+
+def _template_correspondences(t, gf: GroundFrame, A_t2d: np.ndarray, level: int, lf: LocalFrame):
+    h, w = t.image.shape
+    cc, rr = np.meshgrid(np.linspace(0, w - 1, 9), np.linspace(0, h - 1, 9))
+    pts = np.column_stack([cc.ravel(), rr.ravel(), np.ones(cc.size)])
+    X = (t.G @ pts.T).T
+    ab = gf.to_local(X)[:, :2]
+    dl = (A_t2d @ pts.T).T                       # DOM level pixels
+    d0 = (dl + 0.5) * 2 ** level - 0.5
+    en = lf.pixel_to_local(d0[:, 0], d0[:, 1])
+    return ab, en
+
+
+def _homography_correspondences(G: np.ndarray, H: np.ndarray, gf: GroundFrame, lf: LocalFrame, view, camera, h):
+    ab_fp = _footprint_ab(view, camera, gf, h)
+    # template pixels of footprint points: invert G restricted to the plane (3x3, homogeneous)
+    X = gf.to_world(np.column_stack([ab_fp, np.full(len(ab_fp), h)]))
+    B = G[:, :2]
+    cr = (np.linalg.pinv(B) @ (X - G[:, 2]).T).T
+    tp = np.column_stack([cr, np.ones(len(cr))])
+    d = (H @ tp.T).T
+    d = d[:, :2] / d[:, 2:3]
+    en = lf.pixel_to_local(d[:, 0], d[:, 1])
+    return ab_fp, en
+
+
+# -----------------------------------------------------------------------------------------------------------
+def _apply_h(H: np.ndarray, p: np.ndarray) -> np.ndarray:
+    v = H @ np.array([p[0], p[1], 1.0])
+    return v[:2] / v[2]
+
+
+def coarse(geo: dict, s: dict, pairs: dict, names: list[str], camera: PinholeCamera, dom: Dom) -> dict:
+    """The published coarse fix: the last clear frame's centre pixel carried by homographies to the keyframe
+    that best matched the DOM, then onto the DOM."""
+    import heapq
+
+    pos = {n: k for k, n in enumerate(names)}
+    kf = next(k for k in s["keyframes"] if k["name"] == s["best_keyframe"])
+    start, goal = len(names) - 1, pos[kf["name"]]
+    edges: dict[int, list[tuple[int, np.ndarray, float]]] = {}
+    for i, j, n_in, H in zip(pairs["i"], pairs["j"], pairs["inliers"], pairs["H"], strict=True):
+        if not np.isfinite(H).all():
+            continue
+        cost = 1.0 + 50.0 / max(n_in, 1)
+        edges.setdefault(int(i), []).append((int(j), H, cost))
+        edges.setdefault(int(j), []).append((int(i), np.linalg.inv(H), cost))
+    dist = {start: 0.0}
+    prev: dict[int, tuple[int, np.ndarray]] = {}
+    heap = [(0.0, start)]
+    while heap:
+        d, node = heapq.heappop(heap)
+        if node == goal:
+            break
+        if d > dist.get(node, np.inf):
+            continue
+        for nxt, H, c in edges.get(node, []):
+            if d + c < dist.get(nxt, np.inf):
+                dist[nxt] = d + c
+                prev[nxt] = (node, H)
+                heapq.heappush(heap, (d + c, nxt))
+    if goal not in dist:
+        raise RunError("no chain of matched frames links the last clear frame to the keyframe")
+    chain = []
+    node = goal
+    while node != start:
+        p, H = prev[node]
+        chain.append(H)
+        node = p
+    p = np.array([camera.cx, camera.cy])
+    for H in reversed(chain):
+        p = _apply_h(H, p)
+    tp = _apply_h(np.linalg.inv(np.array(kf["H_t2f"])), p)
+    d = _apply_h(np.array(kf["H_t2dom"]), tp)
+    x, y = dom.info.pixel_to_map(d[0], d[1])
+    lon, lat = dom.info.pixel_to_lonlat(np.array([d[0]]), np.array([d[1]]))
+    return {"dom_col": float(d[0]), "dom_row": float(d[1]), "x": float(x), "y": float(y),
+            "lon": normalize_lon(float(lon[0]), east_360=True), "lat": float(lat[0]),
+            "chain_length": len(chain), "keyframe": kf["name"],
+            "start_frame": names[start]}
+
+
+# -----------------------------------------------------------------------------------------------------------
+def landing_from(centers_en_z: np.ndarray, points: np.ndarray, k: int) -> tuple[np.ndarray, float]:
+    """Landing (E, N) where the final descent line meets the ground, and the ground height there."""
+    tail = centers_en_z[-k:]
+    c, d = fit_line(tail)
+    if d[2] > 0:
+        d = -d
+    near = points[np.hypot(points[:, 0] - tail[-1, 0], points[:, 1] - tail[-1, 1]) <
+                  max(0.3 * (tail[-1, 2] - np.median(points[:, 2])), 1e-6)]
+    zg = float(np.median(near[:, 2])) if len(near) >= 5 else float(np.median(points[:, 2]))
+    if abs(d[2]) < 1e-6:
+        return tail[-1, :2].copy(), zg
+    lam = (zg - c[2]) / d[2]
+    return (c + lam * d)[:2], zg
+
+
+def fine(rec, geo: dict, s: dict, feats: dict, paths, finfo: dict, camera: PinholeCamera, dom: Dom,
+         cfg: LocateConfig, notify):
+    """Ties to the DOM, robust alignment, bundle adjustment with the DOM; landing point and its σ."""
+    from selenite.locate.fine import HeightField, MapAlignment, bundle_adjust_with_dom, fit_alignment, ties_for_view
+
+    gf = _gf(geo)
+    lf = LocalFrame(dom, s["lon0"], s["lat0"])
+    px = s["dom_px_m"]
+    a0 = s["alignment"]
+    align = MapAlignment(a0["scale"], a0["phi"], np.array(a0["t"]), np.zeros(2))
+    xyz, ids, obs = points_from_reconstruction(rec)
+    hf = HeightField(gf.to_local(xyz))
+    ext = make_extractor(cfg.features, cfg.max_keypoints, cfg.threads)
+    lo, hi = cfg.tie_gsd_ratio
+    cands = []
+    for f in geo["frames"]:
+        q = feats[f["name"]][1]
+        ratio = _gsd(f, align.scale, camera) * q / px
+        if lo <= ratio <= hi:
+            cands.append((abs(np.log(ratio)), f))
+    cands = [f for _, f in sorted(cands, key=lambda c: c[0])][: cfg.tie_frames]
+    if not cands:
+        raise RunError("no reconstructed frame has a resolution close enough to the DOM's to tie them")
+    views = _views(geo)
+    smalls = {}
+    for f in cands:
+        small, q = resize_for_matching(to_uint8(read_frame(paths[f["index"]])), cfg.max_side)
+        smalls[f["name"]] = (small, scaled_K(camera.K, q))
+    ties_per_frame = {}
+    inl = np.zeros(0, bool)
+    for it in range(2):
+        all_ties = []
+        for k, f in enumerate(cands):
+            small, Ks = smalls[f["name"]]
+            t = ties_for_view(views[f["name"]], small, feats[f["name"]][0], obs.get(f["name"], {}), Ks, dom, lf,
+                              align, gf, hf, ext)
+            ties_per_frame[f["name"]] = len(t)
+            all_ties.extend(t)
+            notify("fine", (it * len(cands) + k + 1) / (2 * len(cands) + 2))
+        if len(all_ties) < 8:
+            raise RunError(f"only {len(all_ties)} tie points between the frames and the DOM; cannot refine")
+        pid = np.array([t[0] for t in all_ties])
+        cr = np.array([[t[1], t[2]] for t in all_ties])
+        upid, inv = np.unique(pid, return_inverse=True)
+        med = np.array([np.median(cr[inv == k], axis=0) for k in range(len(upid))])
+        en = lf.pixel_to_local(med[:, 0], med[:, 1])
+        pos = {int(p): k for k, p in enumerate(ids)}
+        abh = gf.to_local(xyz[[pos[int(p)] for p in upid]])
+        align, inl = fit_alignment(abh, en, align, threshold_m=2.5 * px)
+    pre = align.apply(abh)
+    pre_res = np.linalg.norm(pre[:, :2] - en, axis=1)
+    # landing from the alignment alone (before bundle adjustment), with bootstrap σ
+    order = [f["name"] for f in geo["frames"]]
+    cen_local = gf.to_local(np.array([f["center"] for f in geo["frames"]]))
+    pts_local = gf.to_local(xyz)
+
+    def landing_for(al: MapAlignment):
+        return landing_from(al.apply(cen_local), al.apply(pts_local), cfg.vertical_frames)
+
+    land_pre, _ = landing_for(align)
+    rng = np.random.default_rng(cfg.seed)
+    idx_in = np.flatnonzero(inl)
+    boots = []
+    for _ in range(cfg.bootstrap):
+        pick = rng.choice(idx_in, len(idx_in), replace=True)
+        sb, pb, tb = similarity_2d(abh[pick, :2], en[pick])
+        delta = MapAlignment(sb, pb, tb, align.tilt)
+        boots.append(landing_for(delta)[0])
+    boots = np.array(boots)
+    cov = np.cov(boots.T)
+    notify("fine", 0.95)
+    # bundle adjustment with the DOM as a fixed camera
+    rec_ba, dom_image_id, ba_res = bundle_adjust_with_dom(rec, gf, align, upid[inl], en[inl], px, cfg.threads)
+    rec_ba.deregister_frame(rec_ba.image(dom_image_id).frame_id)
+    poses = poses_from_reconstruction(rec_ba)
+    reg = [n for n in order if n in poses]
+    cen_m = np.array([-poses[n][0].T @ poses[n][1] for n in reg])
+    xyz_m = np.array([p.xyz for p in rec_ba.points3D.values()])
+    land, zg = landing_from(cen_m, xyz_m, cfg.vertical_frames)
+    notify("fine", 1.0)
+    return {
+        "landing_en": land.tolist(), "ground_z": zg, "landing_en_before_ba": land_pre.tolist(),
+        "sigma_en": np.sqrt(np.diag(cov)).tolist(), "cov_en": cov.tolist(),
+        "sigma_m": float(np.sqrt(np.trace(cov))),
+        "ties": int(len(upid)), "tie_inliers": int(inl.sum()), "ties_per_frame": ties_per_frame,
+        "tie_rms_m_before_ba": float(np.sqrt(np.mean(pre_res[inl] ** 2))),
+        "tie_rms_m_after_ba": float(np.sqrt(np.mean(ba_res ** 2))),
+        "alignment": {"scale_m": align.scale, "phi_deg": float(np.degrees(align.phi)), "t": align.t.tolist(),
+                      "tilt_deg": np.degrees(align.tilt).tolist()},
+        "lon0": s["lon0"], "lat0": s["lat0"], "dom_px_m": px,
+    }, rec_ba
