@@ -330,7 +330,7 @@ def fine(rec, geo: dict, s: dict, feats: dict, paths, finfo: dict, camera: Pinho
             t = ties_for_view(views[f["name"]], small, feats[f["name"]][0], obs.get(f["name"], {}), Ks, dom, lf,
                               align, gf, hf, ext)
             ties_per_frame[f["name"]] = len(t)
-            all_ties.extend(t)
+            all_ties.extend((*tie, f["name"]) for tie in t)
             notify("fine", (it * len(cands) + k + 1) / (2 * len(cands) + 2))
         if len(all_ties) < 8:
             raise RunError(f"only {len(all_ties)} tie points between the frames and the DOM; cannot refine")
@@ -362,7 +362,23 @@ def fine(rec, geo: dict, s: dict, feats: dict, paths, finfo: dict, camera: Pinho
         delta = MapAlignment(sb, pb, tb, align.tilt)
         boots.append(landing_for(delta)[0])
     boots = np.array(boots)
-    cov = np.cov(boots.T)
+    cov_boot = np.cov(boots.T)
+    # frame jackknife: ties of one frame share that frame's pose error, which the bootstrap over points ignores
+    tie_frame = np.array([t[3] for t in all_ties])
+    jack = []
+    frames_with_ties = sorted(set(tie_frame))
+    for fname in frames_with_ties if len(frames_with_ties) >= 3 else []:
+        keep_pid = np.unique(pid[tie_frame != fname])
+        sel = np.isin(upid, keep_pid) & inl
+        if sel.sum() < 6:
+            continue
+        sj, pj, tj = similarity_2d(abh[sel, :2], en[sel])
+        jack.append(landing_for(MapAlignment(sj, pj, tj, align.tilt))[0])
+    cov_jack = np.zeros((2, 2))
+    if len(jack) >= 3:
+        jack = np.array(jack)
+        cov_jack = (len(jack) - 1) / len(jack) * (jack - jack.mean(0)).T @ (jack - jack.mean(0))
+    cov = cov_boot + cov_jack
     notify("fine", 0.95)
     # bundle adjustment with the DOM as a fixed camera
     rec_ba, dom_image_id, ba_res = bundle_adjust_with_dom(rec, gf, align, upid[inl], en[inl], px, cfg.threads)
@@ -377,6 +393,8 @@ def fine(rec, geo: dict, s: dict, feats: dict, paths, finfo: dict, camera: Pinho
         "landing_en": land.tolist(), "ground_z": zg, "landing_en_before_ba": land_pre.tolist(),
         "sigma_en": np.sqrt(np.diag(cov)).tolist(), "cov_en": cov.tolist(),
         "sigma_m": float(np.sqrt(np.trace(cov))),
+        "sigma_m_bootstrap": float(np.sqrt(np.trace(cov_boot))),
+        "sigma_m_frame_jackknife": float(np.sqrt(np.trace(cov_jack))),
         "ties": int(len(upid)), "tie_inliers": int(inl.sum()), "ties_per_frame": ties_per_frame,
         "tie_rms_m_before_ba": float(np.sqrt(np.mean(pre_res[inl] ** 2))),
         "tie_rms_m_after_ba": float(np.sqrt(np.mean(ba_res ** 2))),
