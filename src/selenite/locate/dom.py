@@ -15,8 +15,8 @@ import rasterio
 from pyproj import Transformer
 from rasterio.enums import Resampling
 
-from selenite.errors import InputError, RasterError
-from selenite.geo.crs import is_lunar, local_stereographic
+from selenite.errors import InputError
+from selenite.geo.crs import local_stereographic
 from selenite.geo.raster import RasterInfo, raster_info
 
 
@@ -27,14 +27,7 @@ class Dom:
 
     @classmethod
     def open(cls, path) -> Dom:
-        try:
-            info = raster_info(path)
-        except RasterError as exc:
-            raise InputError(str(exc)) from None
-        if info.crs is None:
-            raise InputError(f"DOM {path} has no georeference (CRS)")
-        if not is_lunar(info.crs):
-            raise InputError(f"DOM {path} is not in a lunar CRS ({info.crs.name})")
+        info = raster_info(path)          # refuses a missing, unreadable or non-lunar raster
         if info.transform.is_identity:
             raise InputError(f"DOM {path} has no geotransform")
         return cls(str(path), info)

@@ -176,15 +176,15 @@ def ties_for_view(view: View, frame_small: np.ndarray, feats: Features, point_id
     if H is None:
         return []
     inl = mask.ravel().astype(bool)
-    out = []
-    for (ki, _), p in zip(m[inl], dst[inl], strict=True):
-        pid = point_ids.get(int(ki))
-        if pid is None:
-            continue
-        col = float(ndimage.map_coordinates(mc, [[p[1]], [p[0]]], order=1)[0])
-        row = float(ndimage.map_coordinates(mr, [[p[1]], [p[0]]], order=1)[0])
-        out.append((pid, col, row))
-    return out
+    pids = [point_ids.get(int(ki)) for ki in m[inl, 0]]
+    has = np.array([p is not None for p in pids], bool)
+    if not has.any():
+        return []
+    at = dst[inl][has]
+    cols = ndimage.map_coordinates(mc, [at[:, 1], at[:, 0]], order=1)
+    rows = ndimage.map_coordinates(mr, [at[:, 1], at[:, 0]], order=1)
+    kept = [p for p in pids if p is not None]
+    return [(pid, float(c), float(r)) for pid, c, r in zip(kept, cols, rows, strict=True)]
 
 
 def fit_alignment(abh: np.ndarray, en: np.ndarray, init: MapAlignment, threshold_m: float,
@@ -254,11 +254,8 @@ def bundle_adjust_with_dom(rec, gf: GroundFrame, align: MapAlignment, tie_pids: 
     opts.refine_focal_length = False
     opts.refine_principal_point = False
     opts.refine_extra_params = False
-    try:
-        opts.ceres.solver_options.num_threads = threads
-        opts.ceres.solver_options.max_num_iterations = 100
-    except AttributeError:  # pragma: no cover - older option layout
-        pass
+    opts.ceres.solver_options.num_threads = threads
+    opts.ceres.solver_options.max_num_iterations = 100
     ba = pycolmap.create_default_bundle_adjuster(opts, config, rec)
     ba.solve()
     xyz = np.array([rec.points3D[int(p)].xyz for p in tie_pids])

@@ -96,8 +96,8 @@ def estimate_ground_frame(centers: np.ndarray, points: np.ndarray, vertical_fram
                                              "vertical_descent_straightness": straightness}
 
 
-def frame_altitudes(gf: GroundFrame, centers: np.ndarray, points: np.ndarray, axes: np.ndarray) -> np.ndarray:
-    """Height of each camera above the ground below it (reconstruction units).
+def frame_altitudes(gf: GroundFrame, centers: np.ndarray, points: np.ndarray, min_height: float = 1e-9) -> np.ndarray:
+    """Height of each camera above the ground below it (in the units of ``centers``).
 
     The ground below a camera is the median height of the reconstructed points near its nadir; where the nadir
     is not seen (an oblique approach frame), the points nearest to it are used.
@@ -107,7 +107,7 @@ def frame_altitudes(gf: GroundFrame, centers: np.ndarray, points: np.ndarray, ax
     out = np.empty(len(centers))
     for k, (a, b, h) in enumerate(cl):
         d = np.hypot(loc[:, 0] - a, loc[:, 1] - b)
-        radius = 0.15 * max(h, 1e-9)
+        radius = 0.15 * max(h, min_height)
         near = loc[d < radius, 2]
         if len(near) < 5:
             near = loc[np.argsort(d)[:30], 2]

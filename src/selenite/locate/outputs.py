@@ -14,6 +14,7 @@ import numpy as np  # noqa: E402
 from selenite.geo.camera import PinholeCamera, attitude_deg  # noqa: E402
 from selenite.geo.crs import normalize_lon  # noqa: E402
 from selenite.locate.dom import Dom, LocalFrame, dom_to_uint8  # noqa: E402
+from selenite.locate.geometry import GroundFrame, frame_altitudes  # noqa: E402
 from selenite.locate.maneuvers import detect_maneuvers  # noqa: E402
 from selenite.locate.sfm import poses_from_reconstruction  # noqa: E402
 from selenite.runs import canonical_json  # noqa: E402
@@ -34,28 +35,20 @@ def trajectory_table(rec, names: list[str], camera: PinholeCamera, lf: LocalFram
     poses = poses_from_reconstruction(rec)
     pts = np.array([p.xyz for p in rec.points3D.values()])
     index = {f["file"]: f["index"] for f in finfo["frames"]}
+    reg = [n for n in names if n in poses]
+    centers = np.array([-poses[n][0].T @ poses[n][1] for n in reg])
+    level = GroundFrame(np.array([0.0, 0.0, ground_z]), np.eye(3)[0], np.eye(3)[1], np.eye(3)[2])
+    alts = frame_altitudes(level, centers, pts, min_height=1.0)
     rows = []
-    for n in names:
-        if n not in poses:
-            continue
-        R, t = poses[n]
-        C = -R.T @ t
-        d = np.hypot(pts[:, 0] - C[0], pts[:, 1] - C[1])
-        height_above = C[2] - ground_z
-        near = pts[d < 0.15 * max(height_above, 1.0), 2]
-        if len(near) < 5:
-            near = pts[np.argsort(d)[:30], 2]
-        alt = float(C[2] - np.median(near))
+    for n, C, alt in zip(reg, centers, alts, strict=True):
+        R = poses[n][0]
         roll, pitch, yaw = attitude_deg(R)
-        x, y = lf.local_to_map(np.array([C[0]]), np.array([C[1]]))
-        lon, lat = lf.dom.info.pixel_to_lonlat(*[np.atleast_1d(v) for v in
-                                                 lf.dom.info.map_to_pixel(np.asarray(x), np.asarray(y))])
+        fix = _fix(lf.dom, lf, C[0], C[1])
         tilt = float(np.degrees(np.arccos(np.clip(-R[2, 2], -1, 1))))
-        rows.append({"frame": index[n], "file": n, "x": float(x[0]), "y": float(y[0]), "z": float(height_above),
+        rows.append({"frame": index[n], "file": n, "x": fix["x"], "y": fix["y"], "z": float(C[2] - ground_z),
                      "e_local": float(C[0]), "n_local": float(C[1]),
-                     "altitude_m": alt, "gsd_m": alt / camera.fx, "roll": roll, "pitch": pitch, "yaw": yaw,
-                     "tilt": tilt, "lon": normalize_lon(float(np.atleast_1d(lon)[0]), east_360=True),
-                     "lat": float(np.atleast_1d(lat)[0])})
+                     "altitude_m": float(alt), "gsd_m": float(alt) / camera.fx, "roll": roll, "pitch": pitch,
+                     "yaw": yaw, "tilt": tilt, "lon": fix["lon"], "lat": fix["lat"]})
     return rows
 
 

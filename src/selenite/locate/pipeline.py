@@ -113,9 +113,10 @@ def _run(paths, dom_path, camera_path, camera, dom, frames_dir, out, cfg, force,
 
         frame_params = {k: cfgp[k] for k in ("thumb_side", "plume_sharpness_ratio", "plume_contrast_ratio",
                                              "plume_window", "ssim_threshold", "max_interval")}
+        stats = [p.stat() for p in paths]
         frame_params["files"] = [p.name for p in paths]
-        frame_params["sizes"] = [p.stat().st_size for p in paths]
-        frame_params["mtimes"] = [p.stat().st_mtime_ns for p in paths]
+        frame_params["sizes"] = [st.st_size for st in stats]
+        frame_params["mtimes"] = [st.st_mtime_ns for st in stats]
         run.step("frames", ["frames.json"], make_frames, params=frame_params)
         finfo = _read_json(run.path("frames.json"))
         names = [paths[i].name for i in finfo["sampled"]]

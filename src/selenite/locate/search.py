@@ -32,10 +32,15 @@ def rot2(a: float) -> np.ndarray:
     return np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
 
 
+def shrink_matrix(qx: float, qy: float | None = None) -> np.ndarray:
+    """Pixel map of an image shrunk by ``qx`` (and ``qy``): small = (full + 0.5) / q - 0.5 (pixel centres)."""
+    qy = qx if qy is None else qy
+    return np.array([[1 / qx, 0, 0.5 / qx - 0.5], [0, 1 / qy, 0.5 / qy - 0.5], [0, 0, 1.0]])
+
+
 def scaled_K(K: np.ndarray, q: float) -> np.ndarray:
-    """Intrinsics of a frame shrunk by ``q`` (pixel centres: small = (full + 0.5) / q - 0.5)."""
-    S = np.array([[1 / q, 0, 0.5 / q - 0.5], [0, 1 / q, 0.5 / q - 0.5], [0, 0, 1.0]])
-    return S @ K
+    """Intrinsics of a frame shrunk by ``q``."""
+    return shrink_matrix(q) @ K
 
 
 @dataclass
@@ -83,7 +88,7 @@ def footprint_ground(view: View, camera: PinholeCamera, gf: GroundFrame, h_groun
 
 
 def make_template(view: View, camera: PinholeCamera, gf: GroundFrame, scale_m: float, h_ground: float,
-                  theta: float, A: np.ndarray, level_px_m: float, max_side: int, level: int) -> Template | None:
+                  theta: float, A: np.ndarray, max_side: int, level: int) -> Template | None:
     """Warp a frame into DOM geometry: template pixel → metres (A) → ground frame (rotate -theta) → frame."""
     ab = footprint_ground(view, camera, gf, h_ground)
     if len(ab) < 8:
@@ -103,19 +108,17 @@ def make_template(view: View, camera: PinholeCamera, gf: GroundFrame, scale_m: f
     G = np.column_stack([B, Pc - B @ np.array([cw, ch])])          # (3, 3): template homog → world
     H_t2f = camera.K @ (view.R @ G + np.outer(view.t, [0, 0, 1]))
     # shrink the frame first so the warp does not alias
-    q = 1.0
     img = view.image
     # probe: template pixels per frame pixel near the centre (after dehomogenising)
     p0 = np.linalg.inv(H_t2f) @ np.array([camera.cx, camera.cy, 1.0])
     p1 = np.linalg.inv(H_t2f) @ np.array([camera.cx + 1, camera.cy, 1.0])
     probe = np.linalg.norm(p1[:2] / p1[2] - p0[:2] / p0[2])
     if probe < 0.7:
-        q = float(min(1.0 / max(probe, 1e-6), 64.0))
+        q = min(1.0 / max(probe, 1e-6), 64.0)
         small = cv2.resize(img, (max(int(round(img.shape[1] / q)), 8), max(int(round(img.shape[0] / q)), 8)),
                            interpolation=cv2.INTER_AREA)
         qx, qy = img.shape[1] / small.shape[1], img.shape[0] / small.shape[0]
-        S = np.array([[1 / qx, 0, 0.5 / qx - 0.5], [0, 1 / qy, 0.5 / qy - 0.5], [0, 0, 1.0]])
-        H_warp = S @ H_t2f
+        H_warp = shrink_matrix(qx, qy) @ H_t2f
         img = small
     else:
         H_warp = H_t2f
@@ -193,13 +196,12 @@ def coarse_search(dom: Dom, dom_img: np.ndarray, dom_valid: np.ndarray, dom_feat
     c0, r0 = dom.shape[1] / 2, dom.shape[0] / 2
     lf = dom.local_frame(c0, r0)
     A = lf.jacobian(c0, r0) * f            # metres per level pixel
-    px_m = float(np.sqrt(abs(np.linalg.det(A))))
     hyps = []
     tol_rot = np.pi / rotations + np.radians(8)
     for view in views:
         for j in range(rotations):
             theta = 2 * np.pi * j / rotations
-            t = make_template(view, camera, gf, scale_m, h_grounds[view.name], theta, A, px_m, template_max, level)
+            t = make_template(view, camera, gf, scale_m, h_grounds[view.name], theta, A, template_max, level)
             if t is None:
                 continue
             img = specify_histogram(t.image, t.valid, dom_img, dom_valid)
@@ -243,8 +245,7 @@ def refine_on_dom(dom: Dom, view: View, camera: PinholeCamera, gf: GroundFrame, 
     """Full-resolution homography template → DOM around a hypothesis. Returns (template, H_t2dom, inliers)."""
     lf = dom.local_frame(*center_px)
     A = lf.jacobian(*center_px)
-    px_m = float(np.sqrt(abs(np.linalg.det(A))))
-    t = make_template(view, camera, gf, scale_m, h_ground, theta, A, px_m, template_max, 0)
+    t = make_template(view, camera, gf, scale_m, h_ground, theta, A, template_max, 0)
     if t is None:
         return None, None, 0
     h, w = t.image.shape

@@ -124,7 +124,7 @@ def poses_from_reconstruction(rec) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     for image in rec.images.values():
         if not image.has_pose:
             continue
-        T = image.cam_from_world().matrix() if callable(image.cam_from_world) else image.cam_from_world.matrix()
+        T = image.cam_from_world().matrix()
         out[image.name] = (np.asarray(T[:, :3]), np.asarray(T[:, 3]))
     return out
 

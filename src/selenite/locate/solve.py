@@ -26,6 +26,7 @@ from selenite.locate.search import (
     best_hypothesis,
     choose_level,
     coarse_search,
+    footprint_ground,
     index_dom,
     make_template,
     no_overlap_error,
@@ -56,7 +57,7 @@ def geometry(rec, names: list[str], finfo: dict, camera: PinholeCamera, dom: Dom
     xyz, _, _ = points_from_reconstruction(rec)
     centers = np.array([-poses[n][0].T @ poses[n][1] for n in reg])
     gf, diag = estimate_ground_frame(centers, xyz, cfg.vertical_frames)
-    alt = frame_altitudes(gf, centers, xyz, None)
+    alt = frame_altitudes(gf, centers, xyz)
     loc = gf.to_local(xyz)
     ground = [float(c[2] - a) for c, a in zip(gf.to_local(centers), alt, strict=True)]
     scale = None
@@ -95,7 +96,9 @@ def _choose_keyframes(geo: dict, scale: float, camera: PinholeCamera, n: int) ->
 
 
 def _load_view(view: View, paths) -> View:
-    view.image = to_uint8(read_frame(paths[view.index]))
+    """The view with its image read (once)."""
+    if view.image is None:
+        view.image = to_uint8(read_frame(paths[view.index]))
     return view
 
 
@@ -124,8 +127,7 @@ def search(rec, geo: dict, paths, camera: PinholeCamera, dom: Dom, cfg: LocateCo
     hyps = []
     for k, s in enumerate(scales):
         kfs = _choose_keyframes(geo, s, camera, per_scale)
-        kviews = [_load_view(views[f["name"]], paths) if views[f["name"]].image is None else views[f["name"]]
-                  for f in kfs]
+        kviews = [_load_view(views[f["name"]], paths) for f in kfs]
         for h in coarse_search(dom, dom_img, dom_valid, dom_feats, level, kviews, camera, gf, s, hg,
                                cfg.rotations, ext):
             h.scale_m = s * h.scale
@@ -142,15 +144,15 @@ def search(rec, geo: dict, paths, camera: PinholeCamera, dom: Dom, cfg: LocateCo
     bview = views[best.keyframe]
     theta_grid = float(best.theta_grid)
     t = make_template(bview, camera, gf, float(best.scale_m / best.scale), hg[best.keyframe], theta_grid, A,
-                      float(np.sqrt(abs(np.linalg.det(A)))), 1024, level)
+                      1024, level)
     ab, en = _template_correspondences(t, gf, best.A_t2d, level, lf)
     s0, phi0, t0v = similarity_2d(ab, en)
     # refine every keyframe at full resolution
     kfs = _choose_keyframes(geo, scale_m, camera, cfg.keyframes)
     refined = []
     for f in kfs:
-        v = views[f["name"]] if views[f["name"]].image is not None else _load_view(views[f["name"]], paths)
-        centre_ab = np.median(_footprint_ab(v, camera, gf, hg[v.name]), axis=0)
+        v = _load_view(views[f["name"]], paths)
+        centre_ab = np.median(footprint_ground(v, camera, gf, hg[v.name]), axis=0)
         e, n = s0 * _rot(phi0) @ centre_ab + t0v
         cpx = lf.local_to_pixel(np.array([e]), np.array([n]))[0]
         theta = phi0  # ground frame → (east, north) rotation
@@ -190,12 +192,6 @@ def _rot(a: float) -> np.ndarray:
     return np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
 
 
-def _footprint_ab(view: View, camera: PinholeCamera, gf: GroundFrame, h: float) -> np.ndarray:
-    from selenite.locate.search import footprint_ground
-
-    return footprint_ground(view, camera, gf, h)
-
-
 def _template_correspondences(t, gf: GroundFrame, A_t2d: np.ndarray, level: int, lf: LocalFrame):
     h, w = t.image.shape
     cc, rr = np.meshgrid(np.linspace(0, w - 1, 9), np.linspace(0, h - 1, 9))
@@ -209,7 +205,7 @@ def _template_correspondences(t, gf: GroundFrame, A_t2d: np.ndarray, level: int,
 
 
 def _homography_correspondences(G: np.ndarray, H: np.ndarray, gf: GroundFrame, lf: LocalFrame, view, camera, h):
-    ab_fp = _footprint_ab(view, camera, gf, h)
+    ab_fp = footprint_ground(view, camera, gf, h)
     # template pixels of footprint points: invert G restricted to the plane (3x3, homogeneous)
     X = gf.to_world(np.column_stack([ab_fp, np.full(len(ab_fp), h)]))
     B = G[:, :2]
