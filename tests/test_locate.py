@@ -145,6 +145,10 @@ def test_small_world_is_located_sub_pixel(small_run):
     assert ev["fine"]["error_px"] < 1.0, ev
     assert ev["coarse"]["error_px"] < 15.0, ev
     assert ev["fine"]["error_px"] < ev["coarse"]["error_px"]
+    # the reported fix comes from the low frames registered directly, and is no worse than the bundle adjustment's
+    land = json.loads((run / "landing.json").read_text())
+    assert land["method"] == "direct" and land["direct_fixes"] >= 3
+    assert ev["fine"]["error_px"] < ev["bundle_adjustment"]["error_px"] + 0.25, ev
     m = ev["maneuvers"]
     assert m["pitch_over_altitude_m"]["found"] == pytest.approx(180, rel=0.1)
     assert m["hover_altitude_m"]["found"] == pytest.approx(80, rel=0.05)
@@ -197,3 +201,45 @@ def test_locate_bad_inputs_exit_2_and_write_nothing(tmp_path, tiny_world):
     assert_one_line_error(run_cli("locate", "run", "--frames", mixed, "--dom", dom, "--camera", cam,
                                   "--out", out), "but the camera is")
     assert not out.exists()
+
+
+# -- map search voting, direct fixes ----------------------------------------------------------------------------
+def _hyp(kf, n, org, theta=0.5):
+    from selenite.locate.search import Hypothesis
+
+    return Hypothesis(kf, theta, n, 1.0, np.array(org, float), np.eye(2, 3), theta, origin_px=np.array(org, float))
+
+
+def test_voting_prefers_keyframes_that_agree_over_one_strong_coincidence():
+    from selenite.locate.search import best_hypothesis, vote
+
+    true = [_hyp("a", 9, (500, 500)), _hyp("b", 8, (503, 498)), _hyp("c", 7, (498, 503)),
+            _hyp("a", 5, (501, 500), theta=0.6)]            # a neighbouring heading of the same keyframe counts once
+    wrong = [_hyp("d", 15, (2000, 300)), _hyp("b", 6, (900, 1500)), _hyp("c", 4, (500, 500), theta=2.5)]
+    support = vote(true + wrong, radius_px=40)
+    assert support[0] == 9 + 8 + 7 and support[4] == 15 and support[6] == 4   # the turned one is not counted
+    best, ratio, sup = best_hypothesis(true + wrong, separation_px=160)
+    assert best.keyframe == "a" and sup == 24 and ratio == pytest.approx(24 / 15)
+    assert best_hypothesis([_hyp("a", 0, (0, 0))], 10)[0] is None
+
+
+class _Grid:
+    """DOM pixel → local metres for a 0.5 m DOM with north up."""
+
+    def pixel_to_local(self, col, row):
+        return np.column_stack([np.asarray(col) * 0.5, -np.asarray(row) * 0.5])
+
+
+def test_direct_fixes_combine_robustly_with_a_systematic_sigma():
+    from selenite.locate.fine import PointFix
+    from selenite.locate.solve import combine_fixes
+
+    rng = np.random.default_rng(0)
+    fixes = [PointFix(f"{k}", 100 + rng.normal(0, 0.1), 200 + rng.normal(0, 0.1), 40, 0.6, 0.3) for k in range(8)]
+    fixes.append(PointFix("bad", 130.0, 180.0, 40, 0.6, 0.3))          # one frame registered wrongly
+    en, cov = combine_fixes(fixes, _Grid(), 0.5, sys_rms=0.5)
+    assert en == pytest.approx([50.0, -100.0], abs=0.1)               # the outlier is ignored
+    sys_var = (0.5 * 0.6 * 0.5) ** 2                                   # 0.5 × RMS 0.6 px × 0.5 m/px, per axis
+    assert np.diag(cov) == pytest.approx([sys_var + 0.05**2 * 0.5**2 / 0.25] * 2, rel=0.8)
+    assert np.all(np.diag(cov) >= sys_var)
+    assert combine_fixes(fixes[:2], _Grid(), 0.5, 0.5) is None

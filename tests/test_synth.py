@@ -147,3 +147,16 @@ def test_tiny_world_outputs_and_truth_are_consistent(tiny_world):
     xs, ys = info.pixel_to_map(cat.col.to_numpy(), cat.row.to_numpy())
     np.testing.assert_allclose(xs, cat.x_m, atol=1e-4)
     np.testing.assert_allclose(ys, cat.y_m, atol=1e-4)
+
+
+def test_albedo_texture_is_stretched_once_with_its_shadows_floored(tmp_path):
+    from selenite.synth.world import _texture_cover
+
+    ramp = np.tile(np.linspace(0, 255, 120), (80, 1)).astype(np.uint8)   # wider than tall: a square is cut out
+    Image.fromarray(ramp).save(tmp_path / "t.png")
+    f = _texture_cover(str(tmp_path / "t.png"), (64, 64), gamma=0.6)
+    assert f.shape == (64, 64) and f.mean() == pytest.approx(1.0)
+    assert np.all(np.diff(f[0]) >= -1e-9)                  # one monotonic ramp: stretched, not tiled
+    assert f.min() / f.max() >= (0.25 / 4.0) ** 0.6 - 1e-9   # black shadows do not become black ground
+    with pytest.raises(Exception, match="cannot be read"):
+        _texture_cover(str(tmp_path / "missing.png"), (8, 8), 0.6)

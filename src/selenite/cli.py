@@ -237,6 +237,51 @@ def bench_synth(
     say(f"updated {output}")
 
 
+@bench_app.command("locate")
+def bench_locate(
+    cases: Annotated[list[str] | None, typer.Option("--case", help="Cases to run (repeatable); default all.")] = None,
+    data: Annotated[Path, typer.Option("--data", help="Shared data folder (for the NAC textures).")] = Path(
+        "../shared/data"),
+    work: Annotated[Path | None, typer.Option("--work", help="Keep worlds and runs here (default: a temporary "
+                                              "folder, removed).")] = None,
+    preset: Annotated[str, typer.Option("--locate-preset", help="Locate preset to benchmark.")] = "default",
+    dev: Annotated[bool, typer.Option("--dev", help="Run the development cases (for tuning) and print them; "
+                                      "docs/benchmarks.md is not touched.")] = False,
+    output: Annotated[Path, typer.Option("--output", help="Benchmarks file to update.")] = Path("docs/benchmarks.md"),
+) -> None:
+    """Locate synthetic descents (NAC textures, sun changes, headings, plume); updates docs/benchmarks.md."""
+    from selenite.bench.locate import markdown, run_bench
+    from selenite.bench.record import machine_line, update_section
+
+    data_dir = data if (data / "images").is_dir() else None
+    if data_dir is None:
+        say(f"shared data not found at {data}: the NAC-textured cases are skipped")
+    rows = run_bench(cases, work, data_dir, preset, progress=lambda name: say(f"case {name} …"), dev=dev)
+    for r in rows:
+        say(json.dumps(r))
+    if dev:
+        typer.echo(markdown(rows, machine_line()))
+        return
+    update_section(output, "locate", markdown(rows, machine_line()))
+    say(f"updated {output}")
+
+
+@bench_app.command("locate-scale")
+def bench_locate_scale(
+    work: Annotated[Path, typer.Option("--work", help="Folder for the case (about 3 GB; resumed if it exists).")],
+    preset: Annotated[str, typer.Option("--locate-preset", help="Locate preset to benchmark.")] = "default",
+    output: Annotated[Path, typer.Option("--output", help="Benchmarks file to update.")] = Path("docs/benchmarks.md"),
+) -> None:
+    """The Chang'E-6-size case (630 frames 2352×1728, DOM 10,530×54,462 px), built on the fly; timed."""
+    from selenite.bench.locate_scale import run_scale_case, scale_markdown
+    from selenite.bench.record import machine_line, update_section
+
+    row = run_scale_case(work, preset, progress=say)
+    say(json.dumps(row))
+    update_section(output, "locate-scale", scale_markdown(row, machine_line()))
+    say(f"updated {output}")
+
+
 def main() -> None:
     """Console entry point: SeleniteError → one line on stderr, exit 2 (usage errors: click's exit 2)."""
     try:

@@ -41,6 +41,11 @@ class LocateConfig(StageConfig):
     tie_gsd_ratio: tuple[float, float] = (0.45, 2.5)
     tie_frames: int = Field(16, ge=1)
     bootstrap: int = Field(200, ge=20)
+    direct_target_ratio: float = Field(0.6, gt=0.1, le=2)   # frames shrunk to this many DOM px per pixel
+    direct_min_side: int = Field(96, ge=32)                  # ... and used only if still this big
+    direct_max_ratio: float = Field(0.5, gt=0)             # frames finer than the DOM by this much, at least
+    direct_sys_rms: float = Field(0.5, ge=0)                 # systematic σ per axis, in local residual RMS
+    direct_margin: float = Field(0.1, ge=0, lt=0.5)          # the point must be this far inside the frame
     seed: int = 0
 
 

@@ -32,7 +32,8 @@ def evaluate_run(run_dir: str | Path, truth_path: str | Path) -> dict:
     px_m = landing.get("dom_pixel_m", float("nan"))
     out: dict = {"dom_pixel_m": px_m, "sigma_m": landing["sigma_m"]}
     for name, fix in (("fine", landing), ("coarse", landing["coarse"]),
-                      ("before_bundle_adjustment", landing.get("before_bundle_adjustment"))):
+                      ("before_bundle_adjustment", landing.get("before_bundle_adjustment")),
+                      ("bundle_adjustment", landing.get("bundle_adjustment"))):
         if fix is None:
             continue
         err_m = float(great_circle_distance_m(fix["lon"], fix["lat"], t["lon"], t["lat"]))
@@ -80,7 +81,7 @@ def evaluate_run(run_dir: str | Path, truth_path: str | Path) -> dict:
 
 def format_evaluation(ev: dict) -> str:
     lines = [f"{'fix':<26}{'error (m)':>11}{'error (DOM px)':>16}"]
-    for name in ("coarse", "before_bundle_adjustment", "fine"):
+    for name in ("coarse", "before_bundle_adjustment", "bundle_adjustment", "fine"):
         if name in ev:
             r = ev[name]
             px = f"{r['error_px']:.3f}" if "error_px" in r else "-"

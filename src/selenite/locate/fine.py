@@ -261,3 +261,86 @@ def bundle_adjust_with_dom(rec, gf: GroundFrame, align: MapAlignment, tie_pids: 
     xyz = np.array([rec.points3D[int(p)].xyz for p in tie_pids])
     resid = np.linalg.norm(xyz[:, :2] - tie_en, axis=1)
     return rec, image_id, resid
+
+
+@dataclass
+class PointFix:
+    """Where one frame puts a ground point on the DOM: DOM pixel, match count and fit residual (DOM px)."""
+
+    name: str
+    dom_col: float
+    dom_row: float
+    matches: int
+    rms_dom_px: float
+    ratio: float
+
+
+def locate_point_in_view(view: View, frame: np.ndarray, K: np.ndarray, p: np.ndarray, ratio: float,
+                         target_ratio: float, dom: Dom, lf: LocalFrame, align: MapAlignment, gf: GroundFrame,
+                         hf: HeightField, extractor: Extractor, max_shift_px: float = 10.0,
+                         min_matches: int = 12, local_matches: int = 40) -> PointFix | None:
+    """DOM pixel of the frame pixel ``p`` (full size), by matching the frame to the DOM rendered into its view.
+
+    The frame is first shrunk so its ground sample is ``target_ratio`` DOM pixels (when it is finer than that),
+    so both images hold the same detail. A homography between the frame and the rendered view (nearly the
+    identity: both share the frame's geometry) carries ``p`` into the rendering, whose per-pixel DOM coordinates
+    (ray cast on the reconstructed relief) then give the DOM pixel: relief inside the view does not bias it.
+    """
+    from selenite.locate.search import shrink_matrix
+
+    q = max(target_ratio / ratio, 1.0)                  # full / small
+    h, w = frame.shape
+    small = cv2.resize(frame, (max(int(round(w / q)), 16), max(int(round(h / q)), 16)), interpolation=cv2.INTER_AREA)
+    qx, qy = w / small.shape[1], h / small.shape[0]
+    S = shrink_matrix(qx, qy)
+    Ks = S @ K
+    ps = (S @ np.array([p[0], p[1], 1.0]))[:2]
+    abh, ok = ray_cast(view, Ks, small.shape, gf, hf)
+    r = render_dom_view(dom, lf, align, abh, ok)
+    if r is None:
+        return None
+    img, vmask, mc, mr = r
+    vmask = cv2.erode(vmask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    if vmask.mean() < 0.3:
+        return None
+    img = specify_histogram(img, vmask, small, np.ones(small.shape, bool))
+    n = int(np.clip(small.size / 64, 256, 4096))
+    ff = extractor(small, n)
+    fv = extractor(img, n)
+    if len(ff) < min_matches or len(fv) < min_matches:
+        return None
+    ci = np.clip(fv.keypoints[:, 0].round().astype(int), 0, small.shape[1] - 1)
+    ri = np.clip(fv.keypoints[:, 1].round().astype(int), 0, small.shape[0] - 1)
+    fv = fv.subset(vmask[ri, ci])
+    m = match(ff.descriptors, fv.descriptors, extractor.name)
+    if len(m) < min_matches:
+        return None
+    src, dst = ff.keypoints[m[:, 0]], fv.keypoints[m[:, 1]]
+    near = np.linalg.norm(src - dst, axis=1) < max_shift_px
+    src, dst = src[near], dst[near]
+    if len(src) < min_matches:
+        return None
+    H, mask = cv2.findHomography(src, dst, cv2.USAC_MAGSAC, 1.5, confidence=0.999, maxIters=5000)
+    if H is None or mask.sum() < min_matches:
+        return None
+    inl = mask.ravel().astype(bool)
+    src, dst = src[inl], dst[inl]
+    # a local affine map around p from its nearest inliers: a global model would extrapolate the parallax
+    # left by relief that the reconstructed height field misses
+    d = np.linalg.norm(src - ps, axis=1)
+    near = np.argsort(d)[:max(min_matches, min(local_matches, len(d)))]
+    A = np.c_[src[near] - ps, np.ones(len(near))]
+    coef, *_ = np.linalg.lstsq(A, dst[near], rcond=None)
+    pr = coef[2]
+    res_view = np.linalg.norm(A @ coef - dst[near], axis=1)
+    if not (0 <= pr[0] <= small.shape[1] - 1 and 0 <= pr[1] <= small.shape[0] - 1):
+        return None
+    col = float(ndimage.map_coordinates(mc, [[pr[1]], [pr[0]]], order=1)[0])
+    row = float(ndimage.map_coordinates(mr, [[pr[1]], [pr[0]]], order=1)[0])
+    # view pixels → DOM pixels near p: the local scale of the rendering
+    gy_c, gx_c = np.gradient(mc)
+    gy_r, gx_r = np.gradient(mr)
+    i, j = int(round(pr[1])), int(round(pr[0]))
+    J = np.array([[gx_c[i, j], gy_c[i, j]], [gx_r[i, j], gy_r[i, j]]])
+    scale = float(np.sqrt(abs(np.linalg.det(J))))
+    return PointFix(view.name, col, row, len(near), float(np.sqrt(np.mean(res_view ** 2))) * scale, ratio)

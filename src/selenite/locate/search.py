@@ -160,6 +160,7 @@ class Hypothesis:
     A_t2d: np.ndarray          # 2x3 similarity template(level) → DOM(level)
     theta_grid: float = 0.0    # the heading the template was made with
     scale_m: float = 0.0       # metres per reconstruction unit implied by this hypothesis
+    origin_px: np.ndarray | None = None   # where it puts the ground below the landing (level-0 DOM pixels)
 
 
 @dataclass
@@ -224,19 +225,41 @@ def coarse_search(dom: Dom, dom_img: np.ndarray, dom_valid: np.ndarray, dom_feat
             h, w = t.image.shape
             ctr = M @ np.array([(w - 1) / 2, (h - 1) / 2, 1.0])
             # image rotation by +ang (x right, y down) is a clockwise turn of the ground: theta decreases
+            E = gf.matrix[:2]
+            uv = np.linalg.solve(E @ t.G[:, :2], -(E @ (t.G[:, 2] - gf.origin)))
+            org = M @ np.array([uv[0], uv[1], 1.0])
             hyps.append(Hypothesis(view.name, float((theta - ang) % (2 * np.pi)), n_in, s,
-                                   (ctr + 0.5) * f - 0.5, M, theta))
+                                   (ctr + 0.5) * f - 0.5, M, theta, origin_px=(org + 0.5) * f - 0.5))
     return hyps
 
 
-def best_hypothesis(hyps: list[Hypothesis], separation_px: float) -> tuple[Hypothesis | None, float]:
-    """The hypothesis with most inliers and its ratio to the best one elsewhere (> separation_px away)."""
-    good = sorted((h for h in hyps if h.inliers > 0), key=lambda h: -h.inliers)
+def vote(hyps: list[Hypothesis], radius_px: float, max_turn: float = np.radians(20)) -> np.ndarray:
+    """Support of each hypothesis: the inliers of every keyframe that puts the landing ground within
+    ``radius_px`` of where it does, with a heading within ``max_turn`` (each keyframe counted once, its best)."""
+    org = np.array([h.origin_px if h.origin_px is not None else h.center_px for h in hyps])
+    th = np.array([h.theta for h in hyps])
+    n = np.array([h.inliers for h in hyps])
+    kf = np.array([h.keyframe for h in hyps])
+    out = np.zeros(len(hyps))
+    for i in np.flatnonzero(n > 0):
+        dth = np.abs((th - th[i] + np.pi) % (2 * np.pi) - np.pi)
+        near = (np.linalg.norm(org - org[i], axis=1) < radius_px) & (dth < max_turn) & (n > 0)
+        out[i] = sum(n[near & (kf == k)].max() for k in set(kf[near]))
+    return out
+
+
+def best_hypothesis(hyps: list[Hypothesis], separation_px: float) -> tuple[Hypothesis | None, float, float]:
+    """The best-supported hypothesis (:func:`vote`), the ratio of its support to the best support elsewhere
+    (> separation_px away) and its support."""
+    good = [h for h in hyps if h.inliers > 0]
     if not good:
-        return None, 0.0
-    best = good[0]
-    others = [h.inliers for h in good[1:] if np.linalg.norm(h.center_px - best.center_px) > separation_px]
-    return best, best.inliers / max(others[0] if others else 1, 1)
+        return None, 0.0, 0.0
+    support = vote(good, separation_px / 4)
+    order = np.argsort(-support, kind="stable")
+    best = good[order[0]]
+    org = lambda h: h.origin_px if h.origin_px is not None else h.center_px  # noqa: E731
+    others = [support[k] for k in order[1:] if np.linalg.norm(org(good[k]) - org(best)) > separation_px]
+    return best, float(support[order[0]] / max(others[0] if others else 1, 1)), float(support[order[0]])
 
 
 def refine_on_dom(dom: Dom, view: View, camera: PinholeCamera, gf: GroundFrame, scale_m: float, h_ground: float,

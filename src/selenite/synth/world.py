@@ -50,6 +50,10 @@ class DescentSettings(StageConfig):
     plume_altitude_m: float = Field(8.6, ge=0)
     vignetting: float = Field(0.3, ge=0, le=1)
     jitter_deg: float = Field(0.3, ge=0)
+    footprint_step: float = Field(0.12, gt=0, lt=1)      # new frame after moving this fraction of the footprint,
+    altitude_ratio_step: float = Field(0.93, gt=0, lt=1)  # ... or descending by this ratio,
+    attitude_step_deg: float = Field(3.0, gt=0)           # ... or turning by this much
+    render_scale: float = Field(1.0, gt=0, le=1)          # render at this fraction of the size, then upsample
 
     @model_validator(mode="after")
     def _order(self):
@@ -79,6 +83,7 @@ class WorldConfig(StageConfig):
     albedo: float = Field(0.12, gt=0, le=1)
     albedo_variation: float = Field(0.08, ge=0, lt=1)
     albedo_texture: str | None = None
+    albedo_texture_gamma: float = Field(0.6, gt=0, le=1)
     detail_amplitude: float = Field(0.2, ge=0, lt=1)
     orbital_gsd_m: float = Field(1.0, gt=0)
     orbital_sun_azimuth_deg: float = 120.0
@@ -118,6 +123,26 @@ def world_grid(cfg: WorldConfig) -> RasterInfo:
     return RasterInfo(local_stereographic(cfg.site_lon_deg, cfg.site_lat_deg), Affine(p, 0, -half, 0, -p, half), n, n)
 
 
+def _texture_cover(path: str, shape: tuple[int, int], gamma: float) -> np.ndarray:
+    """An image stretched once over the whole world (no tiling: a repeated texture would make the map
+    ambiguous) as an albedo factor of mean 1. An orbital image carries its own shading, and its shadows would
+    become black ground that no descent camera could see into: the factor is floored at a quarter of the mean
+    and its contrast compressed by ``gamma``."""
+    from scipy import ndimage
+
+    try:
+        tex = np.asarray(Image.open(path).convert("F"), np.float64)
+    except (OSError, ValueError) as exc:
+        raise SynthError(f"albedo texture {path} cannot be read as an image: {exc}") from None
+    ny, nx = shape
+    side = min(tex.shape)
+    r0, c0 = (tex.shape[0] - side) // 2, (tex.shape[1] - side) // 2
+    tex = tex[r0:r0 + side, c0:c0 + side]
+    tex = ndimage.zoom(tex, (ny / side, nx / side), order=1, grid_mode=True, mode="nearest")[:ny, :nx]
+    f = np.clip(tex / max(float(tex.mean()), 1e-9), 0.25, 4.0) ** gamma
+    return f / f.mean()
+
+
 def _albedo_map(shape, pixel_m, craters: pd.DataFrame, cfg: WorldConfig, rng) -> np.ndarray:
     """Base albedo × smooth variation × bright, fading ejecta of young craters × optional texture."""
     var = fractal_surface(shape, pixel_m * 8, 1.0, 0.5, rng)
@@ -136,10 +161,7 @@ def _albedo_map(shape, pixel_m, craters: pd.DataFrame, cfg: WorldConfig, rng) ->
         boost = 0.6 * np.exp(-c.age_myr / 100.0) * np.exp(-np.maximum(dist - 1.0, 0.0) ** 2 / 0.8)
         np.add.at(alb, (rr % ny, cc % nx), cfg.albedo * boost)
     if cfg.albedo_texture:
-        tex = np.asarray(Image.open(cfg.albedo_texture).convert("F"), float)
-        reps = (int(np.ceil(ny / tex.shape[0])), int(np.ceil(nx / tex.shape[1])))
-        tex = np.tile(tex, reps)[:ny, :nx]
-        alb = alb * tex / max(tex.mean(), 1e-9)
+        alb = alb * _texture_cover(cfg.albedo_texture, shape, cfg.albedo_texture_gamma)
     return np.clip(alb, 0.01, 1.0).astype(np.float32)
 
 
@@ -219,7 +241,8 @@ def build_world(cfg: WorldConfig, out: str | Path, *, force: bool = False,
             write_cog(tmp["albedo.tif"], _albedo_map(dem.shape, cfg.pixel_m, craters, cfg, rng), crs=grid.crs,
                       transform=grid.transform, dtype="float32")
 
-        albedo_params = {k: params[k] for k in ("albedo", "albedo_variation", "albedo_texture", "seed")}
+        albedo_params = {k: params[k] for k in ("albedo", "albedo_variation", "albedo_texture", "albedo_texture_gamma",
+                                                "seed")}
         run.step("albedo", ["albedo.tif"], make_albedo, params=albedo_params, reads=["dem.tif", "craters.csv"])
 
         def scene_for(az, el):
@@ -252,6 +275,21 @@ def build_world(cfg: WorldConfig, out: str | Path, *, force: bool = False,
     return Path(out)
 
 
+def _render_frame(scene, camera: PinholeCamera, d: DescentSettings, pose) -> np.ndarray:
+    """Radiance of one descent frame; with ``render_scale`` < 1 rendered smaller and resampled up (pixel centres
+    kept aligned), which keeps the geometry exact and saves time where the detail is not needed."""
+    if d.render_scale >= 1.0:
+        return render_perspective(scene, camera, pose.R, pose.center)[0]
+    import cv2
+
+    w, h = round(camera.width * d.render_scale), round(camera.height * d.render_scale)
+    sx, sy = w / camera.width, h / camera.height
+    small = PinholeCamera(w, h, camera.fx * sx, camera.fy * sy, (camera.cx + 0.5) * sx - 0.5,
+                          (camera.cy + 0.5) * sy - 0.5)
+    rad, _ = render_perspective(scene, small, pose.R, pose.center)
+    return cv2.resize(rad.astype(np.float32), (camera.width, camera.height), interpolation=cv2.INTER_CUBIC)
+
+
 def _descent_step(run: Run, cfg: WorldConfig, grid: RasterInfo, scene_for, notify, params) -> None:
     d = cfg.descent
     camera = d.camera()
@@ -276,7 +314,7 @@ def _descent_step(run: Run, cfg: WorldConfig, grid: RasterInfo, scene_for, notif
         frames = []
         for k, pose in enumerate(poses):
             notify("descent frames", k / len(poses))
-            rad, _ = render_perspective(scene, camera, pose.R, pose.center)
+            rad = _render_frame(scene, camera, d, pose)
             rng = np.random.default_rng([cfg.seed, 5, k])
             img, exposure = to_image(rad, rng, vignetting=d.vignetting, hfov_deg=d.hfov_deg)
             if pose.obscured:
