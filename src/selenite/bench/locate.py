@@ -45,7 +45,7 @@ def _d(**kw) -> dict:
 
 CASES: list[Case] = [
     Case("procedural", "procedural albedo, sun 20° apart, approach to the west", {}),
-    Case("nac-sun90", "NAC texture, sun 90° apart in azimuth", _d(sun_azimuth_deg=210.0), nac="M1155395732", ),
+    Case("nac-sun90", "NAC texture, sun 90° apart in azimuth", _d(sun_azimuth_deg=210.0), nac="M1155395732"),
     Case("nac-heading37", "NAC texture, approach heading 37°, sun 45° apart and lower",
          {"seed": 2, "size_px": 1152, **_d(approach_azimuth_deg=37.0, sun_azimuth_deg=165.0, sun_elevation_deg=15.0)},
          nac="M1229577647"),

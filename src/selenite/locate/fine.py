@@ -282,11 +282,11 @@ def locate_point_in_view(view: View, frame: np.ndarray, K: np.ndarray, p: np.nda
     """DOM pixel of the frame pixel ``p`` (full size), by matching the frame to the DOM rendered into its view.
 
     The frame is first shrunk so its ground sample is ``target_ratio`` DOM pixels (when it is finer than that),
-    so both images hold the same detail. A homography between the frame and the rendered view (nearly the
-    identity: both share the frame's geometry) carries ``p`` into the rendering, whose per-pixel DOM coordinates
-    (ray cast on the reconstructed relief) then give the DOM pixel: relief inside the view does not bias it.
+    so both images hold the same detail. Matches between the frame and the rendered view (nearly the identity:
+    both share the frame's geometry), cleaned by MAGSAC, give a local affine map that carries ``p`` into the
+    rendering, whose per-pixel DOM coordinates (ray cast on the reconstructed relief) then give the DOM pixel.
     """
-    from selenite.locate.search import shrink_matrix
+    from selenite.locate.search import features_in_valid, shrink_matrix
 
     q = max(target_ratio / ratio, 1.0)                  # full / small
     h, w = frame.shape
@@ -306,12 +306,9 @@ def locate_point_in_view(view: View, frame: np.ndarray, K: np.ndarray, p: np.nda
     img = specify_histogram(img, vmask, small, np.ones(small.shape, bool))
     n = int(np.clip(small.size / 64, 256, 4096))
     ff = extractor(small, n)
-    fv = extractor(img, n)
+    fv = features_in_valid(extractor, img, vmask, n)
     if len(ff) < min_matches or len(fv) < min_matches:
         return None
-    ci = np.clip(fv.keypoints[:, 0].round().astype(int), 0, small.shape[1] - 1)
-    ri = np.clip(fv.keypoints[:, 1].round().astype(int), 0, small.shape[0] - 1)
-    fv = fv.subset(vmask[ri, ci])
     m = match(ff.descriptors, fv.descriptors, extractor.name)
     if len(m) < min_matches:
         return None

@@ -280,12 +280,14 @@ def _render_frame(scene, camera: PinholeCamera, d: DescentSettings, pose) -> np.
     kept aligned), which keeps the geometry exact and saves time where the detail is not needed."""
     if d.render_scale >= 1.0:
         return render_perspective(scene, camera, pose.R, pose.center)[0]
+    from dataclasses import replace
+
     import cv2
 
     w, h = round(camera.width * d.render_scale), round(camera.height * d.render_scale)
     sx, sy = w / camera.width, h / camera.height
-    small = PinholeCamera(w, h, camera.fx * sx, camera.fy * sy, (camera.cx + 0.5) * sx - 0.5,
-                          (camera.cy + 0.5) * sy - 0.5)
+    small = replace(camera, width=w, height=h, fx=camera.fx * sx, fy=camera.fy * sy,
+                    cx=(camera.cx + 0.5) * sx - 0.5, cy=(camera.cy + 0.5) * sy - 0.5)   # distortion kept
     rad, _ = render_perspective(scene, small, pose.R, pose.center)
     return cv2.resize(rad.astype(np.float32), (camera.width, camera.height), interpolation=cv2.INTER_CUBIC)
 
