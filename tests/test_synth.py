@@ -160,3 +160,22 @@ def test_albedo_texture_is_stretched_once_with_its_shadows_floored(tmp_path):
     assert f.min() / f.max() >= (0.25 / 4.0) ** 0.6 - 1e-9   # black shadows do not become black ground
     with pytest.raises(Exception, match="cannot be read"):
         _texture_cover(str(tmp_path / "missing.png"), (8, 8), 0.6)
+
+
+def test_correlated_jitter_keeps_its_sigma_but_turns_smoothly():
+    """With ``jitter_frames`` the attitude noise is an AR(1) process: the same spread, small frame-to-frame steps."""
+    from selenite.synth.descent import DescentPlan, plan_descent
+
+    def tilts(frames: float):
+        plan = DescentPlan(footprint_step=0.02, altitude_ratio_step=0.99, attitude_step_deg=0.5, jitter_deg=0.3,
+                           jitter_frames=frames)
+        poses = plan_descent(plan, np.zeros(2), lambda x, y: np.zeros_like(x), 60.0, np.random.default_rng(3))
+        # roll about the optical axis is free of the planned tilt: it is pure jitter
+        return np.array([p.attitude[0] for p in poses if p.phase == "vertical"])
+
+    white, smooth = tilts(0.0), tilts(10.0)
+    assert len(white) > 200
+    step_white, step_smooth = np.std(np.diff(white)), np.std(np.diff(smooth))
+    # AR(1) with rho = exp(-1/10): steps shrink by sqrt((1 - rho) / 1) ≈ 0.31 relative to white noise
+    assert step_smooth / step_white == pytest.approx(np.sqrt(1 - np.exp(-0.1)), rel=0.2)
+    assert np.std(smooth) == pytest.approx(np.std(white), rel=0.35)

@@ -126,7 +126,8 @@ def locate_run(
                                                          "comes from the map.")] = None,
     preset: Annotated[str, typer.Option(help="Named settings: default, fast.")] = "default",
     config: ConfigOpt = None,
-    features: Annotated[str | None, typer.Option(help="Local features: xfeat (default) or sift.")] = None,
+    features: Annotated[str | None, typer.Option(
+        help="Local features: xfeat (default), aliked (ALIKED + LightGlue) or sift.")] = None,
     force: ForceOpt = False,
 ) -> None:
     """Locate the lander: landing.json, trajectory.csv/.geojson, maneuvers.json, plots, report.html."""

@@ -25,10 +25,11 @@ PIXEL_M = 1.12
 
 
 def scale_world_config(seed: int = 7) -> WorldConfig:
-    """The descent world: CE-6 camera (2352 × 1728, 60° field), dense frames, rendered at half size."""
+    """The descent world: CE-6 camera (2352 × 1728, 60° field), dense frames with a smoothly turning attitude
+    (jitter correlated over 10 frames), rendered at half size."""
     over = {"seed": seed, "size_px": 4096, "pixel_m": PIXEL_M, "orbital_gsd_m": PIXEL_M,
             "descent": {"footprint_step": 0.02, "altitude_ratio_step": 0.99, "attitude_step_deg": 0.5,
-                        "hover_frames": 13, "render_scale": 0.5}}
+                        "jitter_frames": 10.0, "hover_frames": 13, "render_scale": 0.5}}
     return resolve_config(WorldConfig, confs, stage="synth", preset="change6", overrides=over)
 
 

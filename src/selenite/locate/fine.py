@@ -24,7 +24,7 @@ from scipy import ndimage
 from scipy.optimize import least_squares
 
 from selenite.locate.dom import Dom, LocalFrame, dom_to_uint8
-from selenite.locate.features import Extractor, Features, match
+from selenite.locate.features import Extractor, Features
 from selenite.locate.geometry import GroundFrame, ransac_similarity_2d
 from selenite.locate.search import View, specify_histogram
 
@@ -164,7 +164,7 @@ def ties_for_view(view: View, frame_small: np.ndarray, feats: Features, point_id
     ci = np.clip(fv.keypoints[:, 0].round().astype(int), 0, shape[1] - 1)
     ri = np.clip(fv.keypoints[:, 1].round().astype(int), 0, shape[0] - 1)
     fv = fv.subset(vmask[ri, ci])
-    m = match(feats.descriptors, fv.descriptors, extractor.name)
+    m = extractor.match_pair(feats, fv, shape[::-1], shape[::-1])
     if len(m) < 8:
         return []
     src, dst = feats.keypoints[m[:, 0]], fv.keypoints[m[:, 1]]
@@ -309,7 +309,7 @@ def locate_point_in_view(view: View, frame: np.ndarray, K: np.ndarray, p: np.nda
     fv = features_in_valid(extractor, img, vmask, n)
     if len(ff) < min_matches or len(fv) < min_matches:
         return None
-    m = match(ff.descriptors, fv.descriptors, extractor.name)
+    m = extractor.match_pair(ff, fv, small.shape[::-1], img.shape[::-1])
     if len(m) < min_matches:
         return None
     src, dst = ff.keypoints[m[:, 0]], fv.keypoints[m[:, 1]]

@@ -105,14 +105,16 @@ def _run(paths, dom_path, camera_path, camera, dom, frames_dir, out, cfg, force,
             if len(usable) < 3:
                 raise InputError(f"only {len(usable)} of {len(stats)} frames are clear (the rest obscured); "
                                  "at least 3 are needed")
-            sampled = adaptive_sample(thumbs, usable, cfg.ssim_threshold, cfg.max_interval)
+            sampled = adaptive_sample(thumbs, usable, cfg.ssim_threshold, cfg.max_interval, cfg.min_overlap,
+                                      cfg.ssim_blur_px)
             first_obscured = next((s["index"] for s in stats if s["obscured"]), None)
             _write_json(tmp["frames.json"], {"frames": stats, "usable": usable, "sampled": sampled,
                                              "first_obscured": first_obscured, "count": len(stats)})
             notify("frames", 1.0)
 
         frame_params = {k: cfgp[k] for k in ("thumb_side", "plume_sharpness_ratio", "plume_contrast_ratio",
-                                             "plume_window", "ssim_threshold", "max_interval")}
+                                             "plume_window", "ssim_threshold", "max_interval", "min_overlap",
+                                             "ssim_blur_px")}
         stats = [p.stat() for p in paths]
         frame_params["files"] = [p.name for p in paths]
         frame_params["sizes"] = [st.st_size for st in stats]
@@ -147,7 +149,8 @@ def _run(paths, dom_path, camera_path, camera, dom, frames_dir, out, cfg, force,
             full = [feats[n][0].scaled(feats[n][1]) for n in names]
             pairs = frame_pairs(len(names), cfg.sequential_overlap, cfg.loop_strides)
             notify("matching", 0.0)
-            pms = match_pairs(full, pairs, cfg.features, cfg.min_pair_inliers, notify)
+            ext = make_extractor(cfg.features, cfg.max_keypoints, cfg.threads)
+            pms = match_pairs(full, pairs, ext, (camera.width, camera.height), cfg.min_pair_inliers, notify)
             notify("matching", 1.0)
             notify("reconstruction", 0.0)
             with tempfile.TemporaryDirectory() as d:

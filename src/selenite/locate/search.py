@@ -284,7 +284,7 @@ def refine_on_dom(dom: Dom, view: View, camera: PinholeCamera, gf: GroundFrame, 
     ft = features_in_valid(extractor, img, t.valid, 4096)
     per = max(int(4096 * crop_img.size / max(img.size, 1)), 1024)
     fd = tile_features(crop_img, crop_valid, extractor, int(per / max(crop_img.size / 1e6, 1e-6)))
-    m = match(ft.descriptors, fd.descriptors, extractor.name)
+    m = extractor.match_pair(ft, fd, img.shape[::-1], crop_img.shape[::-1])
     if len(m) < min_inliers:
         return t, None, 0
     src, dst = ft.keypoints[m[:, 0]], fd.keypoints[m[:, 1]] + [c0, r0]

@@ -16,7 +16,7 @@ import numpy as np
 
 from selenite.errors import RunError
 from selenite.geo.camera import PinholeCamera
-from selenite.locate.features import Features, match
+from selenite.locate.features import Extractor, Features
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +43,13 @@ class PairMatch:
     inliers: int
 
 
-def match_pairs(feats: list[Features], pairs: list[tuple[int, int]], kind: str, min_inliers: int,
-                notify=None) -> list[PairMatch]:
+def match_pairs(feats: list[Features], pairs: list[tuple[int, int]], extractor: Extractor,
+                size: tuple[int, int], min_inliers: int, notify=None) -> list[PairMatch]:
+    """Match each pair (the extractor's pair matcher; frames of ``size`` = (width, height)) and check it
+    with a MAGSAC homography."""
     out = []
     for k, (i, j) in enumerate(pairs):
-        m = match(feats[i].descriptors, feats[j].descriptors, kind)
+        m = extractor.match_pair(feats[i], feats[j], size, size)
         H, n_in = None, 0
         if len(m) >= 8:
             p1, p2 = feats[i].keypoints[m[:, 0]], feats[j].keypoints[m[:, 1]]

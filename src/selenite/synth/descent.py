@@ -36,6 +36,7 @@ class DescentPlan:
     altitude_ratio_step: float = 0.93     # ... or after descending by this ratio
     attitude_step_deg: float = 3.0        # ... or after the attitude changed by this much
     jitter_deg: float = 0.3               # random attitude jitter (1-sigma)
+    jitter_frames: float = 0.0            # its correlation length in frames (0: independent per frame)
 
 
 @dataclass
@@ -122,12 +123,17 @@ def plan_descent(plan: DescentPlan, landing_xy: np.ndarray, ground_height, hfov_
 
     poses: list[DescentPose] = []
     yaw_extra = 0.0
+    # attitude jitter: a first-order autoregressive process with the same σ whatever the frame density, so a
+    # dense (video-like) sequence turns smoothly instead of shaking independently from frame to frame
+    rho = float(np.exp(-1.0 / plan.jitter_frames)) if plan.jitter_frames > 0 else 0.0
+    jitter = np.zeros(3)
     for i, (xy, alt, tilt, phase) in enumerate(chosen):
         if phase == "hover":
             yaw_extra += 2.0
         heading = _rotate_z(u, yaw_extra)
         g = float(ground_height(np.array([xy[0]]), np.array([xy[1]]))[0])
-        jitter = rng.normal(0.0, plan.jitter_deg, 3)
+        draw = rng.normal(0.0, plan.jitter_deg, 3)
+        jitter = draw if i == 0 or rho == 0 else rho * jitter + np.sqrt(1 - rho**2) * draw
         t = np.radians(tilt + jitter[0])
         side = _rotate_z(heading, 90.0)
         axis = np.cos(t) * np.array([0.0, 0.0, -1.0]) + np.sin(t) * heading + np.radians(jitter[1]) * side

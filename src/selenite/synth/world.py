@@ -50,6 +50,7 @@ class DescentSettings(StageConfig):
     plume_altitude_m: float = Field(8.6, ge=0)
     vignetting: float = Field(0.3, ge=0, le=1)
     jitter_deg: float = Field(0.3, ge=0)
+    jitter_frames: float = Field(0.0, ge=0)                # correlation length of the jitter (frames)
     footprint_step: float = Field(0.12, gt=0, lt=1)      # new frame after moving this fraction of the footprint,
     altitude_ratio_step: float = Field(0.93, gt=0, lt=1)  # ... or descending by this ratio,
     attitude_step_deg: float = Field(3.0, gt=0)           # ... or turning by this much
