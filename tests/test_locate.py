@@ -271,6 +271,37 @@ class _Grid:
         return np.column_stack([np.asarray(col) * 0.5, -np.asarray(row) * 0.5])
 
 
+def test_search_tiles_cover_a_large_map_with_half_overlap_and_leave_a_small_one_whole():
+    from selenite.locate.search import search_tiles
+
+    rng = np.random.default_rng(5)
+    kp = rng.uniform([0, 0], [2600, 13000], (20000, 2))
+    tiles = search_tiles((13000, 2600), kp, 1024)
+    covered = np.zeros(len(kp), int)
+    for idx in tiles:
+        covered[idx] += 1
+        ext = kp[idx].max(0) - kp[idx].min(0)
+        assert np.all(ext < 1024)
+    assert covered.min() >= 1                      # every feature is in some tile ...
+    assert np.median(covered) >= 3                 # ... and most in several (half-overlapping in both axes)
+    assert len(tiles) == 5 * 25
+    small = search_tiles((1152, 1152), kp[:500] / 12, 1024)
+    assert len(small) == 1 and len(small[0]) == 500
+
+
+def test_top_k_matches_equal_a_brute_force_search_done_in_chunks():
+    from selenite.locate.search import top_k_matches
+
+    rng = np.random.default_rng(6)
+    d1 = rng.normal(size=(300, 64)).astype(np.float32)
+    d2 = rng.normal(size=(5000, 64)).astype(np.float32)
+    idx, sim = top_k_matches(d1, d2, 4, chunk=700)
+    full = d1 @ d2.T
+    ref = np.argsort(-full, axis=1)[:, :4]
+    assert np.array_equal(idx, ref)
+    assert np.allclose(sim, np.take_along_axis(full, ref, 1), atol=1e-4)
+
+
 def test_direct_fixes_combine_robustly_with_a_systematic_sigma():
     from selenite.locate.fine import PointFix
     from selenite.locate.solve import combine_fixes

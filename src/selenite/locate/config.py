@@ -36,6 +36,7 @@ class LocateConfig(StageConfig):
     keyframes: int = Field(5, ge=1)
     rotations: int = Field(12, ge=4)
     search_max_pixels: int = Field(12_000_000, ge=100_000)
+    search_tile: int = Field(1024, ge=128)                   # DOM tiles matched on their own (search-level px)
     template_min_side: int = Field(160, ge=48)
     dom_keypoints_per_mpx: int = Field(6000, ge=500)
     min_map_inliers: int = Field(12, ge=6)
@@ -48,6 +49,8 @@ class LocateConfig(StageConfig):
     direct_max_ratio: float = Field(0.5, gt=0)             # frames finer than the DOM by this much, at least
     direct_sys_rms: float = Field(0.5, ge=0)                 # systematic σ per axis, in local residual RMS
     direct_margin: float = Field(0.1, ge=0, lt=0.5)          # the point must be this far inside the frame
+    direct_max_frames: int = Field(24, ge=1)                 # at most this many frames, spread evenly
+    direct_window: int = Field(768, ge=128)                  # each cropped to this many px (after shrinking)
     seed: int = 0
 
 

@@ -183,7 +183,7 @@ def _run(paths, dom_path, camera_path, camera, dom, frames_dir, out, cfg, force,
             _write_json(tmp["search.json"], res)
 
         run.step("search", ["search.json"], make_search,
-                 params={k: cfgp[k] for k in ("rotations", "search_max_pixels", "template_min_side",
+                 params={k: cfgp[k] for k in ("rotations", "search_max_pixels", "search_tile", "template_min_side",
                                               "dom_keypoints_per_mpx", "min_map_inliers", "altitude_search_m")},
                  reads=["work/geometry.json", "work/sfm/images.bin"])
 
@@ -207,7 +207,9 @@ def _run(paths, dom_path, camera_path, camera, dom, frames_dir, out, cfg, force,
             _write_json(tmp["work/fine.json"], res)
 
         run.step("fine", ["work/fine.json", *(f"work/sfm_fine/{f}" for f in SFM_FILES)], make_fine,
-                 params={k: cfgp[k] for k in ("tie_gsd_ratio", "tie_frames", "bootstrap")},
+                 params={k: cfgp[k] for k in ("tie_gsd_ratio", "tie_frames", "bootstrap", "direct_target_ratio",
+                                              "direct_min_side", "direct_max_ratio", "direct_sys_rms",
+                                              "direct_margin", "direct_max_frames", "direct_window")},
                  reads=["search.json", "work/coarse.json"])
 
         # 8. outputs ------------------------------------------------------------------------------------------------

@@ -188,12 +188,79 @@ def index_dom(dom: Dom, level: int, extractor: Extractor, per_mpx: int):
     return img, valid, feats
 
 
+def search_tiles(shape: tuple[int, int], keypoints: np.ndarray, tile: int) -> list[np.ndarray]:
+    """Indices of the DOM features in each tile (side ``tile``, half overlapping) of an image of ``shape``; one
+    tile holding everything when the image is no larger than two tiles' area."""
+    h, w = shape
+    if h * w <= 2 * tile * tile:
+        return [np.arange(len(keypoints))]
+    step = tile // 2
+    starts = lambda n: sorted({*range(0, max(n - tile, 0) + 1, step), max(n - tile, 0)})  # noqa: E731
+    out = []
+    for r0 in starts(h):
+        for c0 in starts(w):
+            inside = ((keypoints[:, 0] >= c0) & (keypoints[:, 0] < c0 + tile) & (keypoints[:, 1] >= r0)
+                      & (keypoints[:, 1] < r0 + tile))
+            if inside.sum() >= 8:
+                out.append(np.flatnonzero(inside))
+    return out
+
+
+def top_k_matches(d1: np.ndarray, d2: np.ndarray, k: int, chunk: int = 16384) -> tuple[np.ndarray, np.ndarray]:
+    """For each row of ``d1`` the ``k`` most similar rows of ``d2`` (indices (N, k), similarities (N, k)),
+    computed in chunks of ``d2`` so memory stays at N × chunk."""
+    import torch
+
+    a = torch.from_numpy(np.ascontiguousarray(d1, np.float32))
+    best_s = torch.full((len(d1), k), -2.0)
+    best_i = torch.zeros((len(d1), k), dtype=torch.long)
+    with torch.inference_mode():
+        for c0 in range(0, len(d2), chunk):
+            b = torch.from_numpy(np.ascontiguousarray(d2[c0:c0 + chunk], np.float32))
+            s, i = torch.topk(a @ b.T, min(k, len(b)), dim=1)
+            s_all = torch.cat([best_s, s], 1)
+            i_all = torch.cat([best_i, i + c0], 1)
+            best_s, pos = torch.topk(s_all, k, dim=1)
+            best_i = torch.gather(i_all, 1, pos)
+    return best_i.numpy(), best_s.numpy()
+
+
+def _best_in_tile(cand: np.ndarray, sims: np.ndarray, in_tile: np.ndarray) -> np.ndarray:
+    """Matches (M, 2): each template feature with its most similar candidate inside the tile, one template
+    feature per DOM feature (the most similar)."""
+    ok = in_tile[cand]
+    s = np.where(ok, sims, -np.inf)
+    col = s.argmax(1)
+    rows = np.flatnonzero(np.isfinite(s[np.arange(len(s)), col]))
+    if not len(rows):
+        return np.zeros((0, 2), np.int64)
+    j = cand[rows, col[rows]]
+    sv = s[rows, col[rows]]
+    order = np.argsort(-sv, kind="stable")
+    _, first = np.unique(j[order], return_index=True)
+    keep = order[first]
+    return np.stack([rows[keep], j[keep]], axis=1)
+
+
 def coarse_search(dom: Dom, dom_img: np.ndarray, dom_valid: np.ndarray, dom_feats: Features, level: int,
                   views: list[View], camera: PinholeCamera, gf: GroundFrame, scale_m: float,
                   h_grounds: dict[str, float], rotations: int, extractor: Extractor, template_max: int = 1024,
-                  scale_tolerance: float = 1.35) -> list[Hypothesis]:
-    """Every (keyframe, heading) hypothesis with its RANSAC inlier count at pyramid level ``level``."""
+                  scale_tolerance: float = 1.35, tile: int = 1024, top_k: int = 4) -> list[Hypothesis]:
+    """Every (keyframe, heading, DOM tile) hypothesis with its RANSAC inlier count at pyramid level ``level``.
+
+    A DOM no larger than two tiles is one tile: template and DOM features are matched as mutual nearest
+    neighbours. A larger DOM is cut into half-overlapping tiles of ``tile`` pixels at this level (as the paper
+    ranks DOM tiles): each template feature keeps its :func:`top_k_matches` over the whole DOM, and each tile
+    fits its own model to the candidates that fall in it, so a correspondence that loses to a look-alike
+    elsewhere in a mosaic of similar terrain still counts where it belongs."""
     f = 2 ** level
+    tiles = search_tiles(dom_img.shape, dom_feats.keypoints, tile)
+    masks = []
+    if len(tiles) > 1:
+        for idx in tiles:
+            mask = np.zeros(len(dom_feats), bool)
+            mask[idx] = True
+            masks.append(mask)
     c0, r0 = dom.shape[1] / 2, dom.shape[0] / 2
     lf = dom.local_frame(c0, r0)
     A = lf.jacobian(c0, r0) * f            # metres per level pixel
@@ -209,27 +276,32 @@ def coarse_search(dom: Dom, dom_img: np.ndarray, dom_valid: np.ndarray, dom_feat
             ft = features_in_valid(extractor, img, t.valid, 2048)
             if len(ft) < 8:
                 continue
-            m = match(ft.descriptors, dom_feats.descriptors, extractor.name)
-            if len(m) < 6:
-                continue
-            src, dst = ft.keypoints[m[:, 0]], dom_feats.keypoints[m[:, 1]]
-            M, inl = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=3.0,
-                                                 maxIters=4000, confidence=0.999)
-            if M is None:
-                continue
-            s = float(np.hypot(M[0, 0], M[1, 0]))
-            ang = float(np.arctan2(M[1, 0], M[0, 0]))   # rotation in image axes (rows down)
-            n_in = int(inl.sum())
-            if not (1 / scale_tolerance < s < scale_tolerance) or abs(ang) > tol_rot:
-                n_in = 0
             h, w = t.image.shape
-            ctr = M @ np.array([(w - 1) / 2, (h - 1) / 2, 1.0])
-            # image rotation by +ang (x right, y down) is a clockwise turn of the ground: theta decreases
             E = gf.matrix[:2]
             uv = np.linalg.solve(E @ t.G[:, :2], -(E @ (t.G[:, 2] - gf.origin)))
-            org = M @ np.array([uv[0], uv[1], 1.0])
-            hyps.append(Hypothesis(view.name, float((theta - ang) % (2 * np.pi)), n_in, s,
-                                   (ctr + 0.5) * f - 0.5, M, theta, origin_px=(org + 0.5) * f - 0.5))
+            if len(tiles) == 1:
+                per_tile = [match(ft.descriptors, dom_feats.descriptors, extractor.name)]
+            else:
+                cand, sims = top_k_matches(ft.descriptors, dom_feats.descriptors, top_k)
+                per_tile = [_best_in_tile(cand, sims, in_tile) for in_tile in masks]
+            for m in per_tile:
+                if len(m) < 6:
+                    continue
+                src, dst = ft.keypoints[m[:, 0]], dom_feats.keypoints[m[:, 1]]
+                M, inl = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=3.0,
+                                                     maxIters=4000, confidence=0.999)
+                if M is None:
+                    continue
+                s = float(np.hypot(M[0, 0], M[1, 0]))
+                ang = float(np.arctan2(M[1, 0], M[0, 0]))   # rotation in image axes (rows down)
+                n_in = int(inl.sum())
+                if not (1 / scale_tolerance < s < scale_tolerance) or abs(ang) > tol_rot:
+                    n_in = 0
+                ctr = M @ np.array([(w - 1) / 2, (h - 1) / 2, 1.0])
+                # image rotation by +ang (x right, y down) is a clockwise turn of the ground: theta decreases
+                org = M @ np.array([uv[0], uv[1], 1.0])
+                hyps.append(Hypothesis(view.name, float((theta - ang) % (2 * np.pi)), n_in, s,
+                                       (ctr + 0.5) * f - 0.5, M, theta, origin_px=(org + 0.5) * f - 0.5))
     return hyps
 
 

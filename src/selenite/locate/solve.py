@@ -111,7 +111,13 @@ def search(rec, geo: dict, paths, camera: PinholeCamera, dom: Dom, cfg: LocateCo
     hg = {f["name"]: f["ground_h_units"] for f in geo["frames"]}
     ext = make_extractor(cfg.features, cfg.max_keypoints, cfg.threads)
     px = geo["dom_px_m"]
-    level = choose_level(dom, min(camera.width, camera.height) * px, cfg.search_max_pixels, cfg.template_min_side)
+    if geo["scale_m"] is not None:
+        # the keyframes' own footprint sets how far the DOM may be decimated and keep the templates big enough
+        gsd = min(_gsd(f, geo["scale_m"], camera) for f in _choose_keyframes(geo, geo["scale_m"], camera,
+                                                                            cfg.keyframes))
+    else:
+        gsd = px     # keyframes are chosen at each trial scale for a GSD close to the DOM's
+    level = choose_level(dom, min(camera.width, camera.height) * gsd, cfg.search_max_pixels, cfg.template_min_side)
     notify("map search", 0.0)
     dom_img, dom_valid, dom_feats = index_dom(dom, level, ext, cfg.dom_keypoints_per_mpx)
     t_index = time.perf_counter() - t0
@@ -129,7 +135,7 @@ def search(rec, geo: dict, paths, camera: PinholeCamera, dom: Dom, cfg: LocateCo
         kfs = _choose_keyframes(geo, s, camera, per_scale)
         kviews = [_load_view(views[f["name"]], paths) for f in kfs]
         for h in coarse_search(dom, dom_img, dom_valid, dom_feats, level, kviews, camera, gf, s, hg,
-                               cfg.rotations, ext):
+                               cfg.rotations, ext, tile=cfg.search_tile):
             h.scale_m = s * h.scale
             hyps.append(h)
         notify("map search", (k + 1) / (len(scales) + 1))
@@ -441,11 +447,13 @@ def combine_fixes(fixes: list, lf: LocalFrame, px: float, sys_rms: float, min_fr
 def direct_fixes(X: np.ndarray, geo: dict, views: dict, paths, camera: PinholeCamera, dom: Dom, lf: LocalFrame,
                  align, gf, hf, ext, cfg: LocateConfig, px: float) -> list:
     """Register every reconstructed frame that sees the point X (reconstruction units) sharply enough, on its
-    own, to the DOM; each gives the DOM pixel of X."""
+    own, to the DOM; each gives the DOM pixel of X. At most ``direct_max_frames`` frames, spread evenly over
+    those that qualify, each cropped to ``direct_window`` pixels (after shrinking) around the point."""
     from selenite.locate.fine import locate_point_in_view
 
     out = []
     margin = cfg.direct_margin
+    todo = []
     for f in geo["frames"]:
         ratio = _gsd(f, align.scale, camera) / px
         q = max(cfg.direct_target_ratio / ratio, 1.0)
@@ -459,8 +467,20 @@ def direct_fixes(X: np.ndarray, geo: dict, views: dict, paths, camera: PinholeCa
         if not (margin * camera.width <= p[0] <= (1 - margin) * camera.width
                 and margin * camera.height <= p[1] <= (1 - margin) * camera.height):
             continue
-        fix = locate_point_in_view(v, to_uint8(read_frame(paths[f["index"]])), camera.K, p, ratio,
-                                   cfg.direct_target_ratio, dom, lf, align, gf, hf, ext)
+        todo.append((f, v, p, ratio, q))
+    if len(todo) > cfg.direct_max_frames:
+        todo = [todo[int(k)] for k in np.round(np.linspace(0, len(todo) - 1, cfg.direct_max_frames))]
+    for f, v, p, ratio, q in todo:
+        frame = to_uint8(read_frame(paths[f["index"]]))
+        # the window around the point, in full-frame pixels; the intrinsics follow the crop
+        half = cfg.direct_window * q / 2
+        x0, y0 = int(max(np.floor(p[0] - half), 0)), int(max(np.floor(p[1] - half), 0))
+        x1, y1 = int(min(np.ceil(p[0] + half), camera.width)), int(min(np.ceil(p[1] + half), camera.height))
+        K = camera.K.copy()
+        K[0, 2] -= x0
+        K[1, 2] -= y0
+        fix = locate_point_in_view(v, frame[y0:y1, x0:x1], K, p - [x0, y0], ratio, cfg.direct_target_ratio, dom,
+                                   lf, align, gf, hf, ext)
         if fix is not None:
             out.append(fix)
     return out
