@@ -16,6 +16,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 
+from selenite.bench.locate import _pm
 from selenite.config import resolve_config
 from selenite.runs import Run, canonical_json
 from selenite.synth.world import WorldConfig, build_world, confs
@@ -127,7 +128,7 @@ def run_scale_case(work: str | Path, locate_preset: str = "default", progress=No
     ev = evaluate_run(run_dir, case["truth"])
     manifest = json.loads((run_dir / "manifest.json").read_text())
     row.update({"fine_px": ev["fine"]["error_px"], "fine_m": ev["fine"]["error_m"],
-                "coarse_px": ev["coarse"]["error_px"], "coarse_m": ev["coarse"]["error_m"],
+                "coarse_px": ev.get("coarse", {}).get("error_px"), "coarse_m": ev.get("coarse", {}).get("error_m"),
                 "sigma_m": ev["sigma_m"], "timings_s": manifest.get("timings_s", {}),
                 "frames_used": json.loads((run_dir / "landing.json").read_text())["frames_used"]})
     return row
@@ -146,5 +147,5 @@ def scale_markdown(row: dict, machine: str) -> str:
     return head + ("| wall s | peak MiB | frames used | coarse px (m) | fine px (m) | σ (m) | "
                    + " | ".join(steps) + " |\n|" + "---|" * (6 + len(steps)) + "\n"
                    f"| {row['wall_s']:.0f} | {row['peak_rss_mib']:.0f} | {row['frames_used']} | "
-                   f"{row['coarse_px']:.2f} ({row['coarse_m']:.2f}) | {row['fine_px']:.2f} ({row['fine_m']:.2f}) | "
+                   f"{_pm(row['coarse_px'], row['coarse_m'])} | {row['fine_px']:.2f} ({row['fine_m']:.2f}) | "
                    f"{row['sigma_m']:.2f} | " + " | ".join(f"{t.get(s, float('nan')):.1f}" for s in steps) + " |")

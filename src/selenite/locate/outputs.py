@@ -106,14 +106,15 @@ def plot_trajectory(path, rows: list[dict], man: dict) -> None:
     plt.close(fig)
 
 
-def plot_fix(path, dom: Dom, landing: dict, coarse: dict, cov_en: np.ndarray, px_m: float) -> None:
-    half = max(60, int(6 * max(np.hypot(landing["dom_col"] - coarse["dom_col"],
-                                         landing["dom_row"] - coarse["dom_row"]), 10)))
+def plot_fix(path, dom: Dom, landing: dict, coarse: dict | None, cov_en: np.ndarray, px_m: float) -> None:
+    gap = np.hypot(landing["dom_col"] - coarse["dom_col"], landing["dom_row"] - coarse["dom_row"]) if coarse else 0
+    half = max(60, int(6 * max(gap, 10)))
     c0, r0 = int(landing["dom_col"]) - half, int(landing["dom_row"]) - half
     crop, _ = dom_to_uint8(dom.read(0, (c0, r0, 2 * half, 2 * half)))
     fig, ax = plt.subplots(figsize=(5.5, 5.5))
     ax.imshow(crop, cmap="gray", extent=(c0 - 0.5, c0 + 2 * half - 0.5, r0 + 2 * half - 0.5, r0 - 0.5))
-    ax.plot(coarse["dom_col"], coarse["dom_row"], "o", mfc="none", mec="orange", ms=10, label="coarse")
+    if coarse:
+        ax.plot(coarse["dom_col"], coarse["dom_row"], "o", mfc="none", mec="orange", ms=10, label="coarse")
     ax.plot(landing["dom_col"], landing["dom_row"], "+", color="red", ms=14, mew=2, label="fine")
     w, v = np.linalg.eigh(np.asarray(cov_en))
     t = np.linspace(0, 2 * np.pi, 100)
@@ -138,7 +139,8 @@ def write_outputs(tmp: dict, root: Path, names: list[str], finfo: dict, camera: 
     fix = _fix(dom, lf, *fine["landing_en"])
     landing = {**fix, "sigma_m": fine["sigma_m"],
                "sigma_ellipse_m": {"east": fine["sigma_en"][0], "north": fine["sigma_en"][1]},
-               "coarse": {k: coarse[k] for k in ("lon", "lat", "x", "y", "dom_col", "dom_row")},
+               "coarse": None if "error" in coarse else {k: coarse[k] for k in ("lon", "lat", "x", "y", "dom_col",
+                                                                                  "dom_row")},
                "method": fine.get("method", "bundle adjustment"),
                "bundle_adjustment": {**_fix(dom, lf, *fine.get("landing_en_ba", fine["landing_en"])),
                                      "sigma_m": fine.get("sigma_m_ba", fine["sigma_m"])},
@@ -147,20 +149,22 @@ def write_outputs(tmp: dict, root: Path, names: list[str], finfo: dict, camera: 
                "frames_used": len([n for n in names]), "frames_total": finfo["count"],
                "frames_obscured": [f["index"] for f in finfo["frames"] if f["obscured"]],
                "keyframes": [k["index"] for k in search["keyframes"] if k["H_t2dom"] is not None],
-               "best_keyframe": coarse["keyframe"], "dom_crs": dom.info.crs.to_string(),
+               "best_keyframe": search["best_keyframe"], "dom_crs": dom.info.crs.to_string(),
                "dom_pixel_m": fine["dom_px_m"], "ties": fine["tie_inliers"]}
     rows = trajectory_table(rec, names, camera, lf, fine["ground_z"], finfo)
     landing["frames_reconstructed"] = len(rows)
     pos = np.array([[r["e_local"], r["n_local"], r["z"]] for r in rows])
     man = detect_maneuvers(pos, np.array([r["altitude_m"] for r in rows]), np.array([r["tilt"] for r in rows]),
                            np.array([r["yaw"] for r in rows]), [r["frame"] for r in rows])
+    if landing["coarse"] is None:
+        landing["coarse_error"] = coarse["error"]
     Path(tmp["landing.json"]).write_text(canonical_json(landing) + "\n")
     Path(tmp["trajectory.csv"]).write_text(_csv(rows, ["frame", "x", "y", "z", "altitude_m", "gsd_m", "roll",
                                                        "pitch", "yaw"]))
     Path(tmp["trajectory.geojson"]).write_text(json.dumps(_geojson(rows, landing)) + "\n")
     Path(tmp["maneuvers.json"]).write_text(canonical_json(man) + "\n")
     plot_trajectory(tmp["trajectory.png"], rows, man)
-    plot_fix(tmp["map_fix.png"], dom, landing, coarse, np.array(fine["cov_en"]), fine["dom_px_m"])
+    plot_fix(tmp["map_fix.png"], dom, landing, landing["coarse"], np.array(fine["cov_en"]), fine["dom_px_m"])
     write_report(tmp["report.html"], "selenite — descent localisation",
                  [locate_section(landing, man, search, fine, finfo, tmp["trajectory.png"], tmp["map_fix.png"])],
                  subtitle=f"{finfo['count']} frames, DOM {Path(dom.path).name}")

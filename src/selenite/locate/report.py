@@ -12,8 +12,9 @@ def locate_section(landing: dict, man: dict, search: dict, fine: dict, finfo: di
     sec.paragraphs.append(
         f"Landing point {landing['lat']:.6f}°, {landing['lon']:.6f}°E (DOM pixel {landing['dom_col']:.2f}, "
         f"{landing['dom_row']:.2f}), 1-σ {landing['sigma_m']:.2f} m from {fine['tie_inliers']} tie points to the "
-        f"DOM. The coarse fix (homography chain, the published method) is at DOM pixel "
-        f"{landing['coarse']['dom_col']:.2f}, {landing['coarse']['dom_row']:.2f}.")
+        + (f"DOM. The coarse fix (homography chain, the published method) is at DOM pixel "
+           f"{landing['coarse']['dom_col']:.2f}, {landing['coarse']['dom_row']:.2f}." if landing["coarse"] else
+           f"DOM. No coarse fix (homography chain, the published method): {landing.get('coarse_error', '')}."))
     obsc = landing["frames_obscured"]
     sec.paragraphs.append(
         f"{finfo['count']} frames; {len(obsc)} obscured at the end "

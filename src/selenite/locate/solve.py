@@ -232,12 +232,13 @@ def _apply_h(H: np.ndarray, p: np.ndarray) -> np.ndarray:
 
 def coarse(geo: dict, s: dict, pairs: dict, names: list[str], camera: PinholeCamera, dom: Dom) -> dict:
     """The published coarse fix: the last clear frame's centre pixel carried by homographies to the keyframe
-    that best matched the DOM, then onto the DOM."""
+    that best matched the DOM, then onto the DOM. When no chain of pairwise homographies reaches that keyframe,
+    the best-matched keyframe that one reaches is used; when none is reachable the result holds only ``error``
+    (the coarse fix is a baseline: the fine fix does not depend on it)."""
     import heapq
 
     pos = {n: k for k, n in enumerate(names)}
-    kf = next(k for k in s["keyframes"] if k["name"] == s["best_keyframe"])
-    start, goal = len(names) - 1, pos[kf["name"]]
+    start = len(names) - 1
     edges: dict[int, list[tuple[int, np.ndarray, float]]] = {}
     for i, j, n_in, H in zip(pairs["i"], pairs["j"], pairs["inliers"], pairs["H"], strict=True):
         if not np.isfinite(H).all():
@@ -250,8 +251,6 @@ def coarse(geo: dict, s: dict, pairs: dict, names: list[str], camera: PinholeCam
     heap = [(0.0, start)]
     while heap:
         d, node = heapq.heappop(heap)
-        if node == goal:
-            break
         if d > dist.get(node, np.inf):
             continue
         for nxt, H, c in edges.get(node, []):
@@ -259,8 +258,11 @@ def coarse(geo: dict, s: dict, pairs: dict, names: list[str], camera: PinholeCam
                 dist[nxt] = d + c
                 prev[nxt] = (node, H)
                 heapq.heappush(heap, (d + c, nxt))
-    if goal not in dist:
-        raise RunError("no chain of matched frames links the last clear frame to the keyframe")
+    registered = sorted((k for k in s["keyframes"] if k["H_t2dom"] is not None), key=lambda k: -k["inliers"])
+    kf = next((k for k in registered if pos[k["name"]] in dist), None)
+    if kf is None:
+        return {"error": "no chain of matched frames links the last clear frame to a keyframe registered on the DOM"}
+    goal = pos[kf["name"]]
     chain = []
     node = goal
     while node != start:
