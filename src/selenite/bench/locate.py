@@ -101,6 +101,32 @@ def _run_child(args: list[str]) -> tuple[int, float, float, str]:
     return proc.returncode, time.perf_counter() - t0, usage.ru_maxrss / 1024.0, (tail[0] if tail else "")
 
 
+def locate_child(frames: Path, dom: Path, camera: Path, run_dir: Path, locate_preset: str,
+                 extra: list[str]) -> tuple[int, float, float, str]:
+    """``selenite locate run`` in its own process (``--force``); see :func:`_run_child`."""
+    args = [sys.executable, "-m", "selenite", "locate", "run", "--frames", str(frames), "--dom", str(dom),
+            "--camera", str(camera), "--out", str(run_dir), "--preset", locate_preset, "--force", *extra]
+    return _run_child(args)
+
+
+def score_run(run_dir: Path, truth_path: Path) -> dict:
+    """The benchmark fields of a finished run scored against its truth."""
+    from selenite.locate.evaluate import evaluate_run
+
+    ev = evaluate_run(run_dir, truth_path)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    landing = json.loads((run_dir / "landing.json").read_text())
+    return {"fine_px": ev["fine"]["error_px"], "fine_m": ev["fine"]["error_m"],
+            "coarse_px": ev.get("coarse", {}).get("error_px"), "coarse_m": ev.get("coarse", {}).get("error_m"),
+            "sigma_m": ev["sigma_m"], "frames_used": landing["frames_used"],
+            "method": landing.get("method"), "within_sigma": ev["within_1_sigma"],
+            "ba_px": ev.get("bundle_adjustment", {}).get("error_px"),
+            "obscured_found": sum(1 for f in json.loads((run_dir / "frames.json").read_text())["frames"]
+                                  if f["obscured"]),
+            "timings_s": manifest.get("timings_s", {}),
+            "trajectory_median_m": ev.get("trajectory", {}).get("median_horizontal_error_m")}
+
+
 def run_case(case: Case, work: Path, data_dir: Path | None, locate_preset: str = "default") -> dict:
     cfg = case_config(case, data_dir)
     world = work / case.name / "world"
@@ -110,15 +136,13 @@ def run_case(case: Case, work: Path, data_dir: Path | None, locate_preset: str =
     truth_path = world / "descent" / "truth.json"
     truth = json.loads(truth_path.read_text())
     run_dir = work / case.name / f"locate-{locate_preset}"
-    args = [sys.executable, "-m", "selenite", "locate", "run", "--frames", str(world / "descent" / "frames"),
-            "--dom", str(world / "orbital_map.tif"), "--camera", str(world / "descent" / "camera.json"),
-            "--out", str(run_dir), "--preset", locate_preset, "--force"]
+    extra = []
     if case.start_altitude:
-        first = truth["frames"][0]
-        args += ["--start-altitude", f"{first['altitude_m']:.3f}"]
+        extra += ["--start-altitude", f"{truth['frames'][0]['altitude_m']:.3f}"]
     for k, v in case.locate.items():
-        args += [f"--{k.replace('_', '-')}", str(v)]
-    code, wall, rss, err = _run_child(args)
+        extra += [f"--{k.replace('_', '-')}", str(v)]
+    code, wall, rss, err = locate_child(world / "descent" / "frames", world / "orbital_map.tif",
+                                        world / "descent" / "camera.json", run_dir, locate_preset, extra)
     row = {"case": case.name, "what": case.what, "preset": case.preset, "locate_preset": locate_preset,
            "texture": f"NAC {case.nac}" if case.nac else "procedural",
            "sun_difference_deg": case.sun_difference_deg(cfg),
@@ -128,21 +152,8 @@ def run_case(case: Case, work: Path, data_dir: Path | None, locate_preset: str =
     if code != 0:
         row["error"] = err
         return row
-    from selenite.locate.evaluate import evaluate_run
-
-    ev = evaluate_run(run_dir, truth_path)
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    landing = json.loads((run_dir / "landing.json").read_text())
-    row.update({"fine_px": ev["fine"]["error_px"], "fine_m": ev["fine"]["error_m"],
-                "coarse_px": ev.get("coarse", {}).get("error_px"), "coarse_m": ev.get("coarse", {}).get("error_m"),
-                "sigma_m": ev["sigma_m"], "frames_used": landing["frames_used"],
-                "method": landing.get("method"), "within_sigma": ev["within_1_sigma"],
-                "ba_px": ev.get("bundle_adjustment", {}).get("error_px"),
-                "obscured_found": sum(1 for f in json.loads((run_dir / "frames.json").read_text())["frames"]
-                                      if f["obscured"]),
-                "obscured_true": sum(1 for f in truth["frames"] if f["obscured"]),
-                "timings_s": manifest.get("timings_s", {}),
-                "trajectory_median_m": ev.get("trajectory", {}).get("median_horizontal_error_m")})
+    row.update(score_run(run_dir, truth_path))
+    row["obscured_true"] = sum(1 for f in truth["frames"] if f["obscured"])
     return row
 
 

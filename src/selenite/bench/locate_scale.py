@@ -16,7 +16,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 
-from selenite.bench.locate import _pm
+from selenite.bench.locate import _pm, locate_child, score_run
 from selenite.config import resolve_config
 from selenite.runs import Run, canonical_json
 from selenite.synth.world import WorldConfig, build_world, confs
@@ -105,32 +105,21 @@ def build_scale_case(work: str | Path, fillers: int = 6, seed: int = 7, progress
 
 def run_scale_case(work: str | Path, locate_preset: str = "default", progress=None) -> dict:
     """Build (or resume) the case, then time ``selenite locate run`` on it in a child process and score it."""
-    import sys
     import time
-
-    from selenite.bench.locate import _run_child
-    from selenite.locate.evaluate import evaluate_run
 
     work = Path(work)
     t0 = time.perf_counter()
     case = build_scale_case(work, progress=progress)
     build_s = time.perf_counter() - t0
     run_dir = work / f"locate-{locate_preset}"
-    args = [sys.executable, "-m", "selenite", "locate", "run", "--frames", str(case["frames"]), "--dom",
-            str(case["dom"]), "--camera", str(case["camera"]), "--out", str(run_dir), "--preset", locate_preset,
-            "--start-altitude", f"{case['start_altitude']:.3f}", "--force"]
-    code, wall, rss, err = _run_child(args)
+    code, wall, rss, err = locate_child(case["frames"], case["dom"], case["camera"], run_dir, locate_preset,
+                                        ["--start-altitude", f"{case['start_altitude']:.3f}"])
     row = {"frames": case["frame_count"], "dom": f"{DOM_COLS} × {DOM_ROWS}", "build_s": build_s, "wall_s": wall,
            "peak_rss_mib": rss, "located": code == 0, "locate_preset": locate_preset}
     if code != 0:
         row["error"] = err
         return row
-    ev = evaluate_run(run_dir, case["truth"])
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    row.update({"fine_px": ev["fine"]["error_px"], "fine_m": ev["fine"]["error_m"],
-                "coarse_px": ev.get("coarse", {}).get("error_px"), "coarse_m": ev.get("coarse", {}).get("error_m"),
-                "sigma_m": ev["sigma_m"], "timings_s": manifest.get("timings_s", {}),
-                "frames_used": json.loads((run_dir / "landing.json").read_text())["frames_used"]})
+    row.update(score_run(run_dir, case["truth"]))
     return row
 
 

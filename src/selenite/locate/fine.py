@@ -26,7 +26,7 @@ from scipy.optimize import least_squares
 from selenite.locate.dom import Dom, LocalFrame, dom_to_uint8
 from selenite.locate.features import Extractor, Features
 from selenite.locate.geometry import GroundFrame, ransac_similarity_2d
-from selenite.locate.search import View, specify_histogram
+from selenite.locate.search import View, features_in_valid, shrink_matrix, specify_histogram
 
 log = logging.getLogger(__name__)
 DOM_CAMERA_HEIGHT_M = 1.0e8
@@ -144,26 +144,34 @@ def render_dom_view(dom: Dom, lf: LocalFrame, align: MapAlignment, local_abh: np
     return view, vmask, px[..., 0], px[..., 1]
 
 
+def dom_in_frame_view(view: View, K: np.ndarray, frame: np.ndarray, dom: Dom, lf: LocalFrame, align: MapAlignment,
+                      gf: GroundFrame, hf: HeightField, erode_px: int, min_valid: float):
+    """The DOM rendered into a frame's view (intrinsics K, the frame's size) and histogram-specified to the frame:
+    image, valid mask (eroded by ``erode_px``), DOM col and row maps; None when less than ``min_valid`` of the
+    view lies on the DOM."""
+    abh, ok = ray_cast(view, K, frame.shape, gf, hf)
+    r = render_dom_view(dom, lf, align, abh, ok)
+    if r is None:
+        return None
+    img, vmask, mc, mr = r
+    vmask = cv2.erode(vmask.astype(np.uint8), np.ones((erode_px, erode_px), np.uint8)) > 0
+    if vmask.mean() < min_valid:
+        return None
+    return specify_histogram(img, vmask, frame, np.ones(frame.shape, bool)), vmask, mc, mr
+
+
 def ties_for_view(view: View, frame_small: np.ndarray, feats: Features, point_ids: dict[int, int], K_small: np.ndarray,
                   dom: Dom, lf: LocalFrame, align: MapAlignment, gf: GroundFrame, hf: HeightField,
                   extractor: Extractor, max_shift_px: float = 12.0) -> list[tuple[int, float, float]]:
     """(point3D id, DOM col, DOM row) ties of one view, from its own keypoints matched to the rendered DOM."""
     shape = frame_small.shape
-    abh, ok = ray_cast(view, K_small, shape, gf, hf)
-    r = render_dom_view(dom, lf, align, abh, ok)
+    r = dom_in_frame_view(view, K_small, frame_small, dom, lf, align, gf, hf, erode_px=7, min_valid=0.2)
     if r is None:
         return []
     img, vmask, mc, mr = r
-    vmask = cv2.erode(vmask.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
-    if vmask.mean() < 0.2:
-        return []
-    img = specify_histogram(img, vmask, frame_small, np.ones(shape, bool))
-    fv = extractor(img, len(feats.keypoints))
+    fv = features_in_valid(extractor, img, vmask, len(feats.keypoints))
     if not len(fv):
         return []
-    ci = np.clip(fv.keypoints[:, 0].round().astype(int), 0, shape[1] - 1)
-    ri = np.clip(fv.keypoints[:, 1].round().astype(int), 0, shape[0] - 1)
-    fv = fv.subset(vmask[ri, ci])
     m = extractor.match_pair(feats, fv, shape[::-1], shape[::-1])
     if len(m) < 8:
         return []
@@ -286,8 +294,6 @@ def locate_point_in_view(view: View, frame: np.ndarray, K: np.ndarray, p: np.nda
     both share the frame's geometry), cleaned by MAGSAC, give a local affine map that carries ``p`` into the
     rendering, whose per-pixel DOM coordinates (ray cast on the reconstructed relief) then give the DOM pixel.
     """
-    from selenite.locate.search import features_in_valid, shrink_matrix
-
     q = max(target_ratio / ratio, 1.0)                  # full / small
     h, w = frame.shape
     small = cv2.resize(frame, (max(int(round(w / q)), 16), max(int(round(h / q)), 16)), interpolation=cv2.INTER_AREA)
@@ -295,15 +301,10 @@ def locate_point_in_view(view: View, frame: np.ndarray, K: np.ndarray, p: np.nda
     S = shrink_matrix(qx, qy)
     Ks = S @ K
     ps = (S @ np.array([p[0], p[1], 1.0]))[:2]
-    abh, ok = ray_cast(view, Ks, small.shape, gf, hf)
-    r = render_dom_view(dom, lf, align, abh, ok)
+    r = dom_in_frame_view(view, Ks, small, dom, lf, align, gf, hf, erode_px=5, min_valid=0.3)
     if r is None:
         return None
     img, vmask, mc, mr = r
-    vmask = cv2.erode(vmask.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-    if vmask.mean() < 0.3:
-        return None
-    img = specify_histogram(img, vmask, small, np.ones(small.shape, bool))
     n = int(np.clip(small.size / 64, 256, 4096))
     ff = extractor(small, n)
     fv = features_in_valid(extractor, img, vmask, n)

@@ -13,7 +13,7 @@ histogram specification first (as in the paper).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -163,16 +163,6 @@ class Hypothesis:
     origin_px: np.ndarray | None = None   # where it puts the ground below the landing (level-0 DOM pixels)
 
 
-@dataclass
-class SearchResult:
-    level: int
-    dom_px_m: float
-    hypotheses: list[Hypothesis] = field(default_factory=list)
-    best: Hypothesis | None = None
-    peak_ratio: float = 0.0
-    seconds_index: float = 0.0
-
-
 def choose_level(dom: Dom, footprint_m: float, max_pixels: int, min_side: int) -> int:
     px_m = dom.pixel_size_m()
     n = dom.shape[0] * dom.shape[1]
@@ -189,11 +179,11 @@ def index_dom(dom: Dom, level: int, extractor: Extractor, per_mpx: int):
 
 
 def search_tiles(shape: tuple[int, int], keypoints: np.ndarray, tile: int) -> list[np.ndarray]:
-    """Indices of the DOM features in each tile (side ``tile``, half overlapping) of an image of ``shape``; one
-    tile holding everything when the image is no larger than two tiles' area."""
+    """Which DOM features lie in each tile (side ``tile``, half overlapping) of an image of ``shape``, as boolean
+    masks; one tile holding everything when the image is no larger than two tiles' area."""
     h, w = shape
     if h * w <= 2 * tile * tile:
-        return [np.arange(len(keypoints))]
+        return [np.ones(len(keypoints), bool)]
     step = tile // 2
     starts = lambda n: sorted({*range(0, max(n - tile, 0) + 1, step), max(n - tile, 0)})  # noqa: E731
     out = []
@@ -202,7 +192,7 @@ def search_tiles(shape: tuple[int, int], keypoints: np.ndarray, tile: int) -> li
             inside = ((keypoints[:, 0] >= c0) & (keypoints[:, 0] < c0 + tile) & (keypoints[:, 1] >= r0)
                       & (keypoints[:, 1] < r0 + tile))
             if inside.sum() >= 8:
-                out.append(np.flatnonzero(inside))
+                out.append(inside)
     return out
 
 
@@ -255,12 +245,6 @@ def coarse_search(dom: Dom, dom_img: np.ndarray, dom_valid: np.ndarray, dom_feat
     elsewhere in a mosaic of similar terrain still counts where it belongs."""
     f = 2 ** level
     tiles = search_tiles(dom_img.shape, dom_feats.keypoints, tile)
-    masks = []
-    if len(tiles) > 1:
-        for idx in tiles:
-            mask = np.zeros(len(dom_feats), bool)
-            mask[idx] = True
-            masks.append(mask)
     c0, r0 = dom.shape[1] / 2, dom.shape[0] / 2
     lf = dom.local_frame(c0, r0)
     A = lf.jacobian(c0, r0) * f            # metres per level pixel
@@ -283,7 +267,7 @@ def coarse_search(dom: Dom, dom_img: np.ndarray, dom_valid: np.ndarray, dom_feat
                 per_tile = [match(ft.descriptors, dom_feats.descriptors, extractor.name)]
             else:
                 cand, sims = top_k_matches(ft.descriptors, dom_feats.descriptors, top_k)
-                per_tile = [_best_in_tile(cand, sims, in_tile) for in_tile in masks]
+                per_tile = [_best_in_tile(cand, sims, in_tile) for in_tile in tiles]
             for m in per_tile:
                 if len(m) < 6:
                     continue
