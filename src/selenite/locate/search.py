@@ -289,17 +289,23 @@ def coarse_search(dom: Dom, dom_img: np.ndarray, dom_valid: np.ndarray, dom_feat
     return hyps
 
 
-def vote(hyps: list[Hypothesis], radius_px: float, max_turn: float = np.radians(20)) -> np.ndarray:
+def vote(hyps: list[Hypothesis], radius_px: float, max_turn: float = np.radians(20),
+         max_scale_ratio: float = 1.25) -> np.ndarray:
     """Support of each hypothesis: the inliers of every keyframe that puts the landing ground within
-    ``radius_px`` of where it does, with a heading within ``max_turn`` (each keyframe counted once, its best)."""
+    ``radius_px`` of where it does, with a heading within ``max_turn`` and a metric scale within
+    ``max_scale_ratio`` of its own (each keyframe counted once, its best). Without the scale condition a
+    hypothesis at a wrong trial altitude whose template happens to sit near the landing point would collect the
+    support of the right ones."""
     org = np.array([h.origin_px if h.origin_px is not None else h.center_px for h in hyps])
     th = np.array([h.theta for h in hyps])
     n = np.array([h.inliers for h in hyps])
     kf = np.array([h.keyframe for h in hyps])
+    ls = np.log(np.array([h.scale_m if h.scale_m > 0 else 1.0 for h in hyps]))
     out = np.zeros(len(hyps))
     for i in np.flatnonzero(n > 0):
         dth = np.abs((th - th[i] + np.pi) % (2 * np.pi) - np.pi)
-        near = (np.linalg.norm(org - org[i], axis=1) < radius_px) & (dth < max_turn) & (n > 0)
+        near = ((np.linalg.norm(org - org[i], axis=1) < radius_px) & (dth < max_turn) & (n > 0)
+                & (np.abs(ls - ls[i]) < np.log(max_scale_ratio)))
         out[i] = sum(n[near & (kf == k)].max() for k in set(kf[near]))
     return out
 
@@ -311,7 +317,8 @@ def best_hypothesis(hyps: list[Hypothesis], separation_px: float) -> tuple[Hypot
     if not good:
         return None, 0.0, 0.0
     support = vote(good, separation_px / 4)
-    order = np.argsort(-support, kind="stable")
+    # equal support (hypotheses that vote for each other): the one with most inliers of its own
+    order = np.lexsort((-np.array([h.inliers for h in good]), -support))
     best = good[order[0]]
     org = lambda h: h.origin_px if h.origin_px is not None else h.center_px  # noqa: E731
     others = [support[k] for k in order[1:] if np.linalg.norm(org(good[k]) - org(best)) > separation_px]
