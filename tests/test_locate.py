@@ -271,7 +271,7 @@ def test_voting_needs_a_common_scale_when_the_altitude_is_searched():
     """Without --start-altitude a keyframe tried at a wrong altitude can land near the landing point by chance;
     it must not borrow the support of the hypotheses that agree on the scale (a failure seen in about one run in
     six on the small world before scale agreement was required)."""
-    from selenite.locate.search import best_hypothesis, vote
+    from selenite.locate.search import best_hypothesis, cluster_scale, vote
 
     wrong = [_hyp("e", 10, (501, 499), scale_m=8.8)]                       # first in the list, most inliers
     right = [_hyp("a", 9, (500, 500), scale_m=23.7), _hyp("b", 8, (503, 498), scale_m=22.1),
@@ -280,6 +280,9 @@ def test_voting_needs_a_common_scale_when_the_altitude_is_searched():
     assert support[0] == 10 and support[1] == 9 + 8 + 7
     best, _, sup = best_hypothesis(wrong + right, separation_px=160)
     assert best.keyframe == "a" and sup == 24
+    # the metric scale comes from the three that agree, weighted by their inliers, not from the best alone
+    expected = np.exp((9 * np.log(23.7) + 8 * np.log(22.1) + 7 * np.log(25.0)) / 24)
+    assert cluster_scale(wrong + right, best, radius_px=40) == pytest.approx(expected, rel=1e-12)
 
 
 class _Grid:

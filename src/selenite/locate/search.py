@@ -289,6 +289,27 @@ def coarse_search(dom: Dom, dom_img: np.ndarray, dom_valid: np.ndarray, dom_feat
     return hyps
 
 
+def _agreeing(hyps: list[Hypothesis], i: int, radius_px: float, max_turn: float, max_scale_ratio: float):
+    org = np.array([h.origin_px if h.origin_px is not None else h.center_px for h in hyps])
+    th = np.array([h.theta for h in hyps])
+    n = np.array([h.inliers for h in hyps])
+    ls = np.log(np.array([h.scale_m if h.scale_m > 0 else 1.0 for h in hyps]))
+    dth = np.abs((th - th[i] + np.pi) % (2 * np.pi) - np.pi)
+    return ((np.linalg.norm(org - org[i], axis=1) < radius_px) & (dth < max_turn) & (n > 0)
+            & (np.abs(ls - ls[i]) < np.log(max_scale_ratio)))
+
+
+def cluster_scale(hyps: list[Hypothesis], best: Hypothesis, radius_px: float, max_turn: float = np.radians(20),
+                  max_scale_ratio: float = 1.25) -> float:
+    """Metres per reconstruction unit from every hypothesis that agrees with ``best`` (inlier-weighted
+    geometric mean): steadier than the best one's own scale, which rests on one template at a coarse level."""
+    i = next(k for k, h in enumerate(hyps) if h is best)
+    near = _agreeing(hyps, i, radius_px, max_turn, max_scale_ratio)
+    w = np.array([h.inliers for h in hyps], float)[near]
+    ls = np.log(np.array([h.scale_m for h in hyps]))[near]
+    return float(np.exp((w * ls).sum() / w.sum()))
+
+
 def vote(hyps: list[Hypothesis], radius_px: float, max_turn: float = np.radians(20),
          max_scale_ratio: float = 1.25) -> np.ndarray:
     """Support of each hypothesis: the inliers of every keyframe that puts the landing ground within
@@ -296,16 +317,11 @@ def vote(hyps: list[Hypothesis], radius_px: float, max_turn: float = np.radians(
     ``max_scale_ratio`` of its own (each keyframe counted once, its best). Without the scale condition a
     hypothesis at a wrong trial altitude whose template happens to sit near the landing point would collect the
     support of the right ones."""
-    org = np.array([h.origin_px if h.origin_px is not None else h.center_px for h in hyps])
-    th = np.array([h.theta for h in hyps])
     n = np.array([h.inliers for h in hyps])
     kf = np.array([h.keyframe for h in hyps])
-    ls = np.log(np.array([h.scale_m if h.scale_m > 0 else 1.0 for h in hyps]))
     out = np.zeros(len(hyps))
     for i in np.flatnonzero(n > 0):
-        dth = np.abs((th - th[i] + np.pi) % (2 * np.pi) - np.pi)
-        near = ((np.linalg.norm(org - org[i], axis=1) < radius_px) & (dth < max_turn) & (n > 0)
-                & (np.abs(ls - ls[i]) < np.log(max_scale_ratio)))
+        near = _agreeing(hyps, i, radius_px, max_turn, max_scale_ratio)
         out[i] = sum(n[near & (kf == k)].max() for k in set(kf[near]))
     return out
 

@@ -25,6 +25,7 @@ from selenite.locate.search import (
     View,
     best_hypothesis,
     choose_level,
+    cluster_scale,
     coarse_search,
     footprint_ground,
     index_dom,
@@ -143,7 +144,8 @@ def search(rec, geo: dict, paths, camera: PinholeCamera, dom: Dom, cfg: LocateCo
     best, ratio, support = best_hypothesis(hyps, sep)
     if best is None or support < cfg.min_map_inliers:
         raise no_overlap_error(int(support))
-    scale_m = float(best.scale_m)
+    scale_m = cluster_scale([h for h in hyps if h.inliers > 0], best, sep / 4) if geo["scale_m"] is None \
+        else float(best.scale_m)
     lf = dom.local_frame(*best.center_px)
     # an initial alignment ground frame → local metres from the best hypothesis' template
     A = lf.jacobian(*best.center_px) * 2 ** level
