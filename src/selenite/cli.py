@@ -29,7 +29,10 @@ synth_app = typer.Typer(help="The synthetic lunar world: terrain, maps, descent 
 bench_app = typer.Typer(help="Benchmarks; each writes its section of docs/benchmarks.md.", no_args_is_help=True)
 locate_app = typer.Typer(help="Post-landing: reconstruct the descent and locate the lander on an orbital map.",
                          no_args_is_help=True)
+terrain_app = typer.Typer(help="DEM products: slope, roughness, horizons, Sun and Earth visibility, permanent "
+                          "shadow.", no_args_is_help=True)
 app.add_typer(synth_app, name="synth")
+app.add_typer(terrain_app, name="terrain")
 app.add_typer(locate_app, name="locate")
 app.add_typer(bench_app, name="bench")
 
@@ -109,6 +112,63 @@ def synth_world(
     with progress_bar() as notify:
         path = run_synth_world(cfg, out, force=force, progress=notify)
     say(f"world written to {path} (report: {path / 'report.html'})")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# terrain
+# ---------------------------------------------------------------------------------------------------------
+DemOpt = Annotated[Path, typer.Option("--dem", help="DEM (GeoTIFF or PDS3) in a projected lunar CRS, metres.")]
+OutDirOpt = Annotated[Path, typer.Option("--out", help="Run folder to write (created; resumed if it exists).")]
+
+
+@terrain_app.command("attributes")
+def terrain_attributes(
+    dem: DemOpt,
+    out: OutDirOpt,
+    baseline_m: Annotated[float | None, typer.Option("--baseline-m", help="Baseline of the footprint slope and "
+                                                     "roughness (m), e.g. a lander's 5–10 m.")] = None,
+    preset: Annotated[str, typer.Option(help="Named settings: default, year.")] = "default",
+    config: ConfigOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """slope.tif, slope_baseline.tif, aspect.tif, roughness.tif, tri.tif, curvature.tif (COGs), streamed."""
+    from selenite.config import resolve_config
+    from selenite.terrain.config import TerrainConfig, confs
+    from selenite.terrain.pipeline import run_attributes
+
+    cfg = resolve_config(TerrainConfig, confs, stage="terrain", preset=preset, config_file=config,
+                         overrides={"baseline_m": baseline_m})
+    with progress_bar() as notify:
+        path = run_attributes(dem, out, cfg, force=force, progress=notify)
+    say(f"written to {path}")
+
+
+@terrain_app.command("visibility")
+def terrain_visibility(
+    dem: DemOpt,
+    out: OutDirOpt,
+    start: Annotated[str | None, typer.Option(help="Start of the period (ISO date/time, UTC).")] = None,
+    end: Annotated[str | None, typer.Option(help="End of the period (ISO date/time, UTC, excluded).")] = None,
+    step: Annotated[str | None, typer.Option(help="Time step: 6h, 30min, 1d ...")] = None,
+    azimuths: Annotated[int | None, typer.Option(help="Horizon azimuths (default 360).")] = None,
+    preset: Annotated[str, typer.Option(help="Named settings: default (18.6 years, 12 h), year (2026, "
+                                        "6 h).")] = "default",
+    config: ConfigOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """horizon.tif, sun_visibility.tif, earth_visibility.tif, psr.tif, longest_dark_days.tif,
+    longest_sun_days.tif, sun_earth_longest_days.tif (COGs) and visibility.json."""
+    from selenite.config import resolve_config
+    from selenite.terrain.config import TerrainConfig, confs
+    from selenite.terrain.pipeline import run_visibility
+
+    cfg = resolve_config(TerrainConfig, confs, stage="terrain", preset=preset, config_file=config,
+                         overrides={"start": start, "end": end, "step": step, "azimuths": azimuths})
+    with progress_bar() as notify:
+        path = run_visibility(dem, out, cfg, force=force, progress=notify)
+    meta = json.loads((path / "visibility.json").read_text())
+    say(f"mean Sun visibility {meta['sun_visibility_mean_pct']:.1f} %, Earth {meta['earth_visibility_mean_pct']:.1f} %,"
+        f" permanently shadowed {100 * meta['psr_fraction']:.2f} % of the DEM; written to {path}")
 
 
 # ---------------------------------------------------------------------------------------------------------

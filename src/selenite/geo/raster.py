@@ -178,8 +178,10 @@ def open_dataarray(path: str | Path, chunks: int | dict | str = 1024):
 def write_cog(
     path: str | Path, data: np.ndarray, *, crs: object, transform: Affine, nodata: float | None = None,
     dtype: str | None = None, band_descriptions: list[str] | None = None, compress: str = "DEFLATE",
+    scale: float | None = None,
 ) -> Path:
-    """Write a (bands, rows, cols) or (rows, cols) array as a Cloud-Optimized GeoTIFF, atomically."""
+    """Write a (bands, rows, cols) or (rows, cols) array as a Cloud-Optimized GeoTIFF, atomically; ``scale``
+    is recorded as every band's scale factor (value = stored × scale)."""
     arr = np.asarray(data)
     if arr.ndim == 2:
         arr = arr[None]
@@ -194,6 +196,8 @@ def write_cog(
     with atomic_path(path) as tmp:
         with rasterio.open(tmp, "w", **profile) as dst:
             dst.write(arr.astype(dtype))
+            if scale is not None:
+                dst.scales = [scale] * arr.shape[0]
             if band_descriptions:
                 for i, desc in enumerate(band_descriptions, start=1):
                     dst.set_band_description(i, desc)

@@ -1,0 +1,25 @@
+"""Settings of ``selenite terrain`` (defaults, named presets, TOML ``[terrain]`` table)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from selenite.config import StageConfig
+
+
+class TerrainConfig(StageConfig):
+    baseline_m: float = Field(10.0, gt=0)          # lander footprint for the baseline slope and roughness
+    chunk: int = Field(2048, ge=256)                # attributes: DEM chunk side (px) streamed through dask
+    azimuths: int = Field(360, ge=8, le=3600)
+    start: str = "2026-01-01"
+    end: str = "2044-08-01"                         # a full 18.6-year nodal cycle of the lunar orbit
+    step: str = "12h"
+    max_block: int = Field(512, ge=16)              # linearisation blocks of the Sun/Earth directions (px)
+    threads: int = Field(2, ge=1)
+    write_horizon: bool = True
+
+
+confs: dict[str, dict] = {
+    "default": {},
+    "year": {"start": "2026-01-01", "end": "2027-01-01", "step": "6h"},
+}

@@ -1,0 +1,169 @@
+"""``selenite terrain attributes`` and ``selenite terrain visibility``: DEM → COG products in a run folder."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from rasterio.windows import Window
+
+from selenite.errors import InputError
+from selenite.geo.crs import MOON_RADIUS_M
+from selenite.geo.raster import open_dataarray, raster_info, read_dem, write_cog
+from selenite.runs import Run, canonical_json
+from selenite.terrain import attributes as A
+from selenite.terrain.config import TerrainConfig
+from selenite.terrain.ephemeris import body_tracks, parse_step_hours, parse_time, time_grid
+from selenite.terrain.horizon import HORIZON_NODATA, HORIZON_SCALE, azimuth_grid, horizons
+from selenite.terrain.visibility import visibility
+
+ATTRIBUTES = ("slope", "slope_baseline", "aspect", "roughness", "tri", "curvature")
+VISIBILITY = ("horizon", "sun_visibility", "earth_visibility", "psr", "longest_dark_days", "longest_sun_days",
+              "sun_earth_longest_days")
+
+
+def _heights_offset(info) -> float:
+    return 0.0 if abs(info.offset - MOON_RADIUS_M) < 1.0 else info.offset
+
+
+class _WindowWriter:
+    """A rasterio dataset band as a dask ``store`` target."""
+
+    def __init__(self, ds):
+        self.ds = ds
+
+    def __setitem__(self, key, value):
+        rows, cols = key
+        self.ds.write(np.asarray(value, np.float32), 1, window=Window.from_slices(rows, cols))
+
+
+def compute_attributes(dem_path, outputs: dict, cfg: TerrainConfig, notify=lambda s, f: None) -> dict:
+    """Stream the DEM through dask in chunks and write one COG per attribute to ``outputs[name]``."""
+    import dask
+    import dask.array as da
+
+    info = raster_info(dem_path)
+    res, sx, sy = A.check_grid(info)
+    n = A.window_size(cfg.baseline_m, res)
+    depth = max(n // 2, 1) + 1
+    arr = open_dataarray(dem_path, chunks={"band": 1, "y": cfg.chunk, "x": cfg.chunk})
+    offset = _heights_offset(info)
+    z = arr.data[0].astype(np.float64) * info.scale + offset   # masked read: nodata already NaN (scale kept raw)
+    if not bool(da.isfinite(z).any().compute()):
+        raise InputError(f"the DEM {dem_path} holds no valid heights (all nodata)")
+
+    def block(zb, block_info=None):
+        loc = block_info[None]["array-location"]          # the output (core) block's place in the DEM
+        r0, c0 = loc[1][0] - depth, loc[2][0] - depth      # of the haloed input block
+        rc, cc = r0 + zb.shape[0] / 2, c0 + zb.shape[1] / 2
+        k = A.scale_factor(info, min(max(cc, 0), info.width - 1), min(max(rc, 0), info.height - 1))
+        r = abs(info.transform.a) / k
+        gx, gy = A.horn(zb, r, sx, sy)
+        bx, by, rms = A.plane_fit(zb, r, n, sx, sy)
+        core = (slice(depth, zb.shape[0] - depth), slice(depth, zb.shape[1] - depth))
+        rows, cols = np.mgrid[loc[1][0]:loc[1][1], loc[2][0]:loc[2][1]]
+        conv = A.grid_convergence_deg(info, cols.astype(float), rows.astype(float))
+        aspect = (A.aspect_grid_deg(gx[core], gy[core]) + conv) % 360.0
+        out = np.stack([A.slope_deg(gx, gy)[core], A.slope_deg(bx, by)[core], aspect, rms[core],
+                        A.tri(zb)[core], A.curvature(zb, r)[core]])
+        return out.astype(np.float32)
+
+    haloed = da.overlap.overlap(z, depth={0: depth, 1: depth}, boundary=np.nan)
+    stacked = haloed.map_blocks(block, new_axis=0, chunks=((len(ATTRIBUTES),),) + z.chunks, dtype=np.float32)
+    tmp_tifs = {name: outputs[name].with_name(outputs[name].name + ".stream.tif") for name in ATTRIBUTES}
+    profile = dict(driver="GTiff", width=info.width, height=info.height, count=1, dtype="float32",
+                   crs=rasterio.crs.CRS.from_wkt(info.crs.to_wkt()), transform=info.transform, nodata=np.nan,
+                   tiled=True, blockxsize=512, blockysize=512, compress="DEFLATE", BIGTIFF="IF_SAFER")
+    datasets = {name: rasterio.open(p, "w", **profile) for name, p in tmp_tifs.items()}
+    try:
+        lock = threading.Lock()
+        with dask.config.set(scheduler="threads", num_workers=cfg.threads):
+            da.store([stacked[k] for k in range(len(ATTRIBUTES))],
+                     [_WindowWriter(datasets[name]) for name in ATTRIBUTES], lock=lock)
+        for ds in datasets.values():
+            ds.close()
+        notify("attributes", 0.9)
+        for name in ATTRIBUTES:
+            rasterio.shutil.copy(tmp_tifs[name], outputs[name], driver="COG", compress="DEFLATE",
+                                 BLOCKSIZE=512)
+    finally:
+        for ds in datasets.values():
+            if not ds.closed:
+                ds.close()
+        for p in tmp_tifs.values():
+            p.unlink(missing_ok=True)
+    notify("attributes", 1.0)
+    return {"window_px": n, "baseline_m": (n - 1) * res, "pixel_m": res}
+
+
+def run_attributes(dem_path, out, cfg: TerrainConfig, *, force: bool = False, progress=None):
+    notify = progress or (lambda s, f: None)
+    params = {"config": cfg.model_dump(mode="json"), "dem": str(dem_path)}
+    with Run(out, command="terrain attributes", params=params, force=force) as run:
+        run.add_input(dem_path, "dem")
+        names = [f"{a}.tif" for a in ATTRIBUTES]
+        meta = {}
+
+        def make(tmp):
+            meta.update(compute_attributes(dem_path, {a: tmp[f"{a}.tif"] for a in ATTRIBUTES}, cfg, notify))
+            tmp["attributes.json"].write_text(canonical_json(meta) + "\n")
+
+        run.step("attributes", names + ["attributes.json"], make,
+                 params={k: getattr(cfg, k) for k in ("baseline_m", "chunk")}, reads=[dem_path])
+    return run.root
+
+
+def run_visibility(dem_path, out, cfg: TerrainConfig, *, force: bool = False, progress=None):
+    """Horizons, then Sun/Earth visibility, PSR and the longest dark / lit / Sun+Earth periods."""
+    notify = progress or (lambda s, f: None)
+    info = raster_info(dem_path)
+    res, sx, sy = A.check_grid(info)
+    start, end = parse_time(cfg.start), parse_time(cfg.end)
+    step_h = parse_step_hours(cfg.step)
+    times = time_grid(start, end, step_h)
+    need = info.width * info.height * (cfg.azimuths * 2 + 8 * 8)
+    if need > 12e9:
+        raise InputError(f"the DEM ({info.width} × {info.height} px) with {cfg.azimuths} azimuths needs "
+                         f"{need / 1e9:.0f} GB in memory; cut it into tiles or use fewer azimuths")
+    params = {"config": cfg.model_dump(mode="json"), "dem": str(dem_path)}
+    with Run(out, command="terrain visibility", params=params, force=force) as run:
+        run.add_input(dem_path, "dem")
+        z, info = read_dem(dem_path)
+        if not np.isfinite(z).any():
+            raise InputError(f"the DEM {dem_path} holds no valid heights (all nodata)")
+        outputs = [f"{v}.tif" for v in VISIBILITY if v != "horizon" or cfg.write_horizon] + ["visibility.json"]
+
+        def make(tmp):
+            import numba
+
+            numba.set_num_threads(min(cfg.threads, numba.config.NUMBA_NUM_THREADS))
+            hz = horizons(z, cfg.azimuths, res, sign_x=sx, sign_y=sy, notify=notify)
+            sun, earth = body_tracks(times)
+            notify("visibility", 0.0)
+            vp = visibility(hz, z, info, sun, earth, step_h, max_block=cfg.max_block)
+            notify("visibility", 1.0)
+            kw = dict(crs=info.crs, transform=info.transform)
+            if cfg.write_horizon:
+                write_cog(tmp["horizon.tif"], hz, nodata=HORIZON_NODATA, dtype="int16", compress="ZSTD",
+                          band_descriptions=[f"azimuth {a:g} deg" for a in azimuth_grid(cfg.azimuths)],
+                          scale=HORIZON_SCALE, **kw)
+            for name, arr in (("sun_visibility", vp.sun_pct), ("earth_visibility", vp.earth_pct),
+                              ("longest_dark_days", vp.longest_dark_days), ("longest_sun_days", vp.longest_sun_days),
+                              ("sun_earth_longest_days", vp.sun_earth_longest_days)):
+                write_cog(tmp[f"{name}.tif"], arr, nodata=np.nan, **kw)
+            write_cog(tmp["psr.tif"], vp.psr, nodata=255, dtype="uint8", **kw)
+            valid = np.isfinite(z)
+            meta = {"period": {"start": str(times[0]), "end": cfg.end, "step_hours": step_h, "instants": len(times)},
+                    "azimuths": cfg.azimuths, "pixel_m": res, "ephemeris": "DE421 + MOON_PA_DE421 → MOON_ME_DE421",
+                    "horizon_units": f"{HORIZON_SCALE} degree per unit, clockwise from grid north",
+                    "psr_fraction": float((vp.psr[valid] == 1).mean()),
+                    "sun_visibility_mean_pct": float(np.nanmean(vp.sun_pct)),
+                    "earth_visibility_mean_pct": float(np.nanmean(vp.earth_pct))}
+            tmp["visibility.json"].write_text(canonical_json(meta) + "\n")
+
+        run.step("visibility", outputs, make, reads=[dem_path],
+                 params={k: getattr(cfg, k) for k in ("azimuths", "start", "end", "step", "max_block",
+                                                      "write_horizon")})
+    return run.root

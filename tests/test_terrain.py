@@ -1,0 +1,154 @@
+"""selenite terrain: ephemeris, horizons, visibility and attributes against closed forms and skyfield."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from affine import Affine
+from test_cli import assert_one_line_error, run_cli
+
+from selenite.geo.crs import MOON_RADIUS_M, as_crs, lonlat_to_map
+from selenite.geo.raster import RasterInfo, read_raster, write_cog
+
+PS = "IAU_2015:30135"
+
+
+def _info(n, res, lon, lat, crs=PS):
+    c = as_crs(crs)
+    x0, y0 = lonlat_to_map(c, lon, lat)
+    return RasterInfo(c, Affine(res, 0, x0 - n * res / 2, 0, -res, y0 + n * res / 2), n, n)
+
+
+@pytest.fixture(scope="module")
+def year():
+    from selenite.terrain.ephemeris import body_tracks, parse_time, time_grid
+
+    t = time_grid(parse_time("2026-01-01"), parse_time("2027-01-01"), 6.0)
+    return body_tracks(t)
+
+
+# -- ephemeris -------------------------------------------------------------------------------------------------
+def test_sub_solar_and_sub_earth_points_follow_the_moons_obliquity_and_librations(year):
+    """Published check (data/README): over 2026 the sub-solar latitude stays within −1.56…+1.59° and the
+    sub-Earth point within ±6.8° latitude, ±7.9° longitude."""
+    sun, earth = year
+    _, lat = sun.sub_point_deg()
+    assert lat.min() == pytest.approx(-1.56, abs=0.01) and lat.max() == pytest.approx(1.59, abs=0.01)
+    lon, lat = earth.sub_point_deg()
+    assert lat.min() == pytest.approx(-6.8, abs=0.1) and lat.max() == pytest.approx(6.8, abs=0.1)
+    assert np.abs(lon).max() == pytest.approx(7.9, abs=0.1)
+
+
+def test_sun_elevation_at_the_pole_agrees_with_skyfields_own_topocentric_altitude(year):
+    from selenite.terrain.ephemeris import _kernels, _pc
+    from selenite.terrain.visibility import local_directions
+
+    sun, _ = year
+    info = _info(64, 20.0, 0.0, -90.0)
+    el, _ = local_directions(info, [31.5], [31.5], [0.0], sun.position_km[::97])
+    eph, frame, ts = _kernels()
+    # skyfield's own route: a surface place on the Moon, apparent altitude (light time and aberration: < 0.01°)
+    pc = _pc()
+    pc.variables.setdefault("BODY301_RADII", [1737.4] * 3)    # the sphere of the DEMs
+    pc_place = eph["moon"] + pc.build_latlon_degrees(frame, -90.0, 0.0)
+    secs = (sun.times[::97] - np.datetime64("2000-01-01T00:00:00", "s")).astype(float)
+    t = ts.utc(2000, 1, 1, 0, 0, secs)
+    alt, _, _ = pc_place.at(t).observe(eph["sun"]).apparent().altaz()
+    assert np.abs(el[:, 0] - alt.degrees).max() < 0.01
+
+
+# -- horizons --------------------------------------------------------------------------------------------------
+def test_horizon_of_a_tilted_plane_is_exact_in_every_azimuth():
+    from selenite.terrain.horizon import horizon_one
+
+    n, res = 300, 5.0
+    r, c = np.mgrid[0:n, 0:n].astype(float)
+    gx, gy = 0.12, -0.07                       # dz/dx (east), dz/dy (north; rows grow southwards)
+    z = gx * c * res + gy * (-r * res)
+    for az in (0, 17, 45, 90, 133, 200, 271, 333):
+        h = horizon_one(z, az, res, radius_m=1e15)
+        a = np.radians(az)
+        expected = np.degrees(np.arctan(gx * np.sin(a) + gy * np.cos(a)))
+        inner = h[20:-20, 20:-20]
+        assert np.nanmax(np.abs(inner - expected)) < 0.006, az   # int16 centidegrees: ≤ 0.005° rounding
+
+
+def test_horizon_accounts_for_the_curvature_of_the_moon():
+    """A 300 m wall 4 km away: the sphere's drop d²/2R (4.6 m) lowers it by 0.066°."""
+    from selenite.terrain.horizon import horizon_one
+
+    n, res = 1000, 5.0
+    z = np.zeros((n, n))
+    z[:, 900:] = 300.0
+    h = horizon_one(z, 90.0, res)              # looking east, along the rows
+    d = (900 - 100) * res
+    expected = np.degrees(np.arctan((300.0 - d * d / (2 * MOON_RADIUS_M)) / d))
+    flat = np.degrees(np.arctan(300.0 / d))
+    assert abs(h[500, 100] - expected) < 0.006 and abs(flat - expected) > 0.06
+    assert np.isnan(horizon_one(z, 90.0, res)[:, -1]).all()      # nothing ahead at the east edge: unknown
+
+
+# -- visibility ------------------------------------------------------------------------------------------------
+def _fraction_series(info, col, row, track):
+    """Visible fraction of the body's disk over flat ground, straight from the exact local direction."""
+    from selenite.terrain.visibility import angular_radius_deg, disk_fraction, local_directions
+
+    el, _ = local_directions(info, [col], [row], [0.0], track.position_km)
+    rho = angular_radius_deg(track)
+    return np.array([disk_fraction(e, r) for e, r in zip(el[:, 0], rho, strict=True)])
+
+
+def _longest_run(mask):
+    best = run = 0
+    for m in mask:
+        run = run + 1 if m else 0
+        best = max(best, run)
+    return best
+
+
+def test_flat_ground_at_88s_sees_the_sun_and_earth_as_the_ephemeris_says(year):
+    from selenite.terrain.horizon import horizons
+    from selenite.terrain.visibility import visibility
+
+    sun, earth = year
+    n, res = 96, 20.0
+    info = _info(n, res, 120.0, -88.0)
+    z = np.zeros((n, n))
+    vp = visibility(horizons(z, 72, res), z, info, sun, earth, 6.0)
+    for col, row in ((48, 48), (10, 80), (90, 5)):
+        fs, fe = _fraction_series(info, col, row, sun), _fraction_series(info, col, row, earth)
+        assert vp.sun_pct[row, col] == pytest.approx(100 * fs.mean(), abs=0.05)
+        assert vp.earth_pct[row, col] == pytest.approx(100 * fe.mean(), abs=0.05)
+        assert vp.longest_dark_days[row, col] == pytest.approx(_longest_run(fs == 0) * 0.25, abs=0.25)
+        assert vp.longest_sun_days[row, col] == pytest.approx(_longest_run(fs > 0) * 0.25, abs=0.25)
+        both = _longest_run((fs > 0) & (fe > 0)) * 0.25
+        assert vp.sun_earth_longest_days[row, col] == pytest.approx(both, abs=0.25)
+    assert vp.psr.max() == 0
+
+
+def _bowl(n, res, a, depth):
+    """A spherical-cap crater of rim radius a and given depth centred in an n × n DEM (height 0 outside)."""
+    rs = (a * a + depth * depth) / (2 * depth)            # sphere radius of the cap
+    r, c = np.mgrid[0:n, 0:n].astype(float)
+    rho2 = ((c - (n - 1) / 2) ** 2 + (r - (n - 1) / 2) ** 2) * res * res
+    return np.where(rho2 < a * a, (rs - depth) - np.sqrt(np.clip(rs * rs - rho2, 0, None)), 0.0)
+
+
+def test_a_polar_crater_floor_is_permanently_shadowed_exactly_below_the_computable_depth(year):
+    """At the pole the Sun's elevation never exceeds e_max (≈1.59° + its radius); the centre of a crater of rim
+    radius a is never lit when its rim stands higher than that: depth > a·tan(e_max + ρ) + a²/2R."""
+    from selenite.terrain.horizon import horizons
+    from selenite.terrain.visibility import angular_radius_deg, visibility
+
+    sun, earth = year
+    e_top = np.degrees(np.arcsin(-sun.direction[:, 2]) + np.radians(angular_radius_deg(sun))).max()
+    n, res, a = 161, 5.0, 300.0
+    info = _info(n, res, 0.0, -90.0)
+    d_star = a * np.tan(np.radians(e_top)) + a * a / (2 * MOON_RADIUS_M)
+    centre = n // 2
+    for factor, dark in ((1.06, 1), (0.94, 0)):
+        z = _bowl(n, res, a, factor * d_star)
+        vp = visibility(horizons(z, 180, res), z, info, sun, earth, 6.0)
+        assert vp.psr[centre, centre] == dark, (factor, d_star)
