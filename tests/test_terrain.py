@@ -152,3 +152,94 @@ def test_a_polar_crater_floor_is_permanently_shadowed_exactly_below_the_computab
         z = _bowl(n, res, a, factor * d_star)
         vp = visibility(horizons(z, 180, res), z, info, sun, earth, 6.0)
         assert vp.psr[centre, centre] == dark, (factor, d_star)
+
+
+# -- attributes ------------------------------------------------------------------------------------------------
+def _write_dem(path, z, res=5.0, lon=0.0, lat=-87.0, crs=PS, nodata=-9999.0):
+    c = as_crs(crs)
+    x0, y0 = lonlat_to_map(c, lon, lat)
+    write_cog(path, z.astype(np.float32), crs=c, transform=Affine(res, 0, x0, 0, -res, y0), nodata=nodata)
+    return path
+
+
+def test_attributes_match_closed_forms_and_do_not_depend_on_the_chunking(tmp_path):
+    from selenite.terrain.attributes import scale_factor
+    from selenite.terrain.config import TerrainConfig
+    from selenite.terrain.pipeline import ATTRIBUTES, run_attributes
+
+    n, res = 600, 5.0
+    r, c = np.mgrid[0:n, 0:n].astype(float)
+    x, y = c * res, -r * res
+    bowl = 0.002 * ((x - 1500) ** 2 + (y + 1500) ** 2)      # a paraboloid: curvature and roughness known
+    z = np.where(c < 300, 0.2 * x - 0.1 * y, bowl)
+    z[100:110, 100:110] = np.nan
+    dem = _write_dem(tmp_path / "dem.tif", z, res)
+    runs = {}
+    for chunk in (256, 2048):
+        runs[chunk] = run_attributes(dem, tmp_path / f"a{chunk}", TerrainConfig(chunk=chunk, baseline_m=20.0))
+    for name in ATTRIBUTES:
+        a = read_raster(runs[256] / f"{name}.tif")[0]
+        b = read_raster(runs[2048] / f"{name}.tif")[0]
+        assert np.array_equal(np.isnan(a), np.isnan(b)) and np.nanmax(np.abs(a - b)) < 1e-4, name
+    get = {name: read_raster(runs[256] / f"{name}.tif")[0] for name in ATTRIBUTES}
+    from selenite.geo.raster import raster_info
+
+    k = scale_factor(raster_info(dem), 300, 300)              # map metres per true metre
+    plane = (slice(150, 250), slice(150, 250))
+    expected = np.degrees(np.arctan(k * np.hypot(0.2, 0.1)))
+    assert np.abs(get["slope"][plane] - expected).max() < 1e-3
+    assert np.abs(get["slope_baseline"][plane] - expected).max() < 1e-3
+    assert np.nanmax(get["roughness"][plane]) < 1e-3
+    # curvature of z = a(x² + y²): −2(D + E) = −4a per map metre² (scale factor squared for true metres)
+    inner = (slice(200, 400), slice(350, 550))
+    assert np.nanmedian(get["curvature"][inner]) == pytest.approx(-4 * 0.002 * k * k, rel=1e-3)
+    # plane fit over 5 × 5 (20 m baseline at 5 m): RMS residual of a(x² + y²) is a·√(2·var(x²)), x ∈ {0, ±5, ±10}
+    # map metres (heights are not rescaled by the projection)
+    xs = np.array([-10, -5, 0, 5, 10.0])
+    assert np.nanmedian(get["roughness"][inner]) == pytest.approx(0.002 * np.sqrt(2 * np.var(xs ** 2)), rel=1e-3)
+    assert np.isnan(get["slope"][100:110, 100:110]).all() and np.isnan(get["tri"][99:111, 99:111]).all()
+    manifest = json.loads((runs[256] / "attributes.json").read_text())
+    assert manifest["window_px"] == 5
+
+
+def test_aspect_is_measured_from_true_north(tmp_path):
+    """A plane rising towards the pole (grid centre) faces away from it: downslope = true north everywhere."""
+    from selenite.terrain.config import TerrainConfig
+    from selenite.terrain.pipeline import run_attributes
+
+    n, res = 200, 50.0
+    c = as_crs(PS)
+    r, cc = np.mgrid[0:n, 0:n].astype(float)
+    x0 = -n * res / 2
+    x, y = x0 + (cc + 0.5) * res, -x0 - (r + 0.5) * res
+    z = -0.05 * np.hypot(x, y)                  # a cone around the pole, rising towards it
+    path = tmp_path / "pole.tif"
+    write_cog(path, z.astype(np.float32), crs=c, transform=Affine(res, 0, x0, 0, -res, -x0), nodata=-9999.0)
+    run = run_attributes(path, tmp_path / "a", TerrainConfig(chunk=256))
+    aspect = read_raster(run / "aspect.tif")[0]
+    ring = (np.hypot(x, y) > 1000) & np.isfinite(aspect)
+    dev = (aspect[ring] + 180) % 360 - 180
+    assert np.abs(dev).max() < 0.5
+
+
+# -- bad input -------------------------------------------------------------------------------------------------
+def test_terrain_bad_input_is_one_line_and_exit_2(tmp_path):
+    import rasterio
+
+    z = np.zeros((64, 64), np.float32)
+    raw = tmp_path / "nocrs.tif"
+    with rasterio.open(raw, "w", driver="GTiff", width=64, height=64, count=1, dtype="float32") as ds:
+        ds.write(z, 1)
+    out = tmp_path / "o"
+    assert_one_line_error(run_cli("terrain", "attributes", "--dem", raw, "--out", out), "no CRS")
+    geo = tmp_path / "geo.tif"
+    write_cog(geo, z, crs="IAU_2015:30100", transform=Affine(0.01, 0, 10, 0, -0.01, -80), nodata=-9999.0)
+    assert_one_line_error(run_cli("terrain", "visibility", "--dem", geo, "--out", out), "reproject")
+    empty = _write_dem(tmp_path / "empty.tif", np.full((64, 64), -9999.0))
+    assert_one_line_error(run_cli("terrain", "attributes", "--dem", empty, "--out", out), "no valid heights")
+    dem = _write_dem(tmp_path / "dem.tif", z)
+    assert_one_line_error(run_cli("terrain", "visibility", "--dem", dem, "--start", "2049-06-01", "--end",
+                                  "2051-01-01", "--out", out), "outside the offline ephemeris")
+    assert_one_line_error(run_cli("terrain", "visibility", "--dem", dem, "--step", "often", "--out", out),
+                          "time step")
+    assert not out.exists() or not any(p.suffix == ".tif" for p in out.iterdir())

@@ -8,8 +8,9 @@
 - **Roughness**: RMS height residual to that plane (metres).
 - **TRI**: Riley et al. (1999), √Σ(z_i − z_0)² over the 8 neighbours (metres).
 - **Curvature**: −2(D + E) of Zevenbergen & Thorne (1987) in m⁻¹ (ArcGIS and xDEM report it ×100).
-A value is NaN when any pixel of its window is nodata. Pixel sizes are corrected by the projection's scale
-factor at each chunk's centre (0.2 % at 85°S in the pole-true polar stereographic projection).
+A value is NaN when any pixel of its window is nodata. Gradients are corrected by the projection's scale factor,
+interpolated per pixel from a grid every 64 pixels (0.2 % at 85°S in the pole-true polar stereographic
+projection), so chunk borders leave no trace.
 
 xDEM would cover Horn slope, TRI and curvature, but its latest release on the package index (0.2.3) pins
 geoutils 0.2.5, which requires pandas < 3; these few filters are written here instead (tested against closed
@@ -115,6 +116,27 @@ def scale_factor(info: RasterInfo, col: float, row: float) -> float:
     lon0, lat0 = map_to_lonlat(info.crs, x - d / 2, y)
     lon1, lat1 = map_to_lonlat(info.crs, x + d / 2, y)
     return float(d / great_circle_distance_m(lon0, lat0, lon1, lat1))
+
+
+def scale_grid(info: RasterInfo, step: int = 64):
+    """The projection's scale factor on a coarse grid of pixels (every ``step``, edges included)."""
+    rows = np.unique(np.r_[np.arange(0, info.height, step), info.height - 1]).astype(float)
+    cols = np.unique(np.r_[np.arange(0, info.width, step), info.width - 1]).astype(float)
+    cc, rr = np.meshgrid(cols, rows)
+    x, y = info.pixel_to_map(cc, rr)
+    d = info.res[0]
+    lon0, lat0 = map_to_lonlat(info.crs, x - d / 2, y)
+    lon1, lat1 = map_to_lonlat(info.crs, x + d / 2, y)
+    return rows, cols, d / great_circle_distance_m(lon0, lat0, lon1, lat1)
+
+
+def scale_field(grid, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Bilinear scale factor at pixel rows × cols (1-D index arrays) from :func:`scale_grid`."""
+    gr, gc, k = grid
+    rows = np.clip(rows, gr[0], gr[-1])
+    cols = np.clip(cols, gc[0], gc[-1])
+    by_row = np.array([np.interp(cols, gc, k[i]) for i in range(len(gr))])   # (len(gr), len(cols))
+    return np.array([np.interp(rows, gr, by_row[:, j]) for j in range(len(cols))]).T
 
 
 def check_grid(info: RasterInfo) -> tuple[float, float, float]:

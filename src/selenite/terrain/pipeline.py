@@ -54,20 +54,20 @@ def compute_attributes(dem_path, outputs: dict, cfg: TerrainConfig, notify=lambd
     if not bool(da.isfinite(z).any().compute()):
         raise InputError(f"the DEM {dem_path} holds no valid heights (all nodata)")
 
+    kgrid = A.scale_grid(info)
+    res_map = abs(info.transform.a)
+
     def block(zb, block_info=None):
         loc = block_info[None]["array-location"]          # the output (core) block's place in the DEM
-        r0, c0 = loc[1][0] - depth, loc[2][0] - depth      # of the haloed input block
-        rc, cc = r0 + zb.shape[0] / 2, c0 + zb.shape[1] / 2
-        k = A.scale_factor(info, min(max(cc, 0), info.width - 1), min(max(rc, 0), info.height - 1))
-        r = abs(info.transform.a) / k
-        gx, gy = A.horn(zb, r, sx, sy)
-        bx, by, rms = A.plane_fit(zb, r, n, sx, sy)
         core = (slice(depth, zb.shape[0] - depth), slice(depth, zb.shape[1] - depth))
+        k = A.scale_field(kgrid, np.arange(*loc[1], dtype=float), np.arange(*loc[2], dtype=float))
+        gx, gy = (g[core] * k for g in A.horn(zb, res_map, sx, sy))
+        bx, by, rms = A.plane_fit(zb, res_map, n, sx, sy)
         rows, cols = np.mgrid[loc[1][0]:loc[1][1], loc[2][0]:loc[2][1]]
         conv = A.grid_convergence_deg(info, cols.astype(float), rows.astype(float))
-        aspect = (A.aspect_grid_deg(gx[core], gy[core]) + conv) % 360.0
-        out = np.stack([A.slope_deg(gx, gy)[core], A.slope_deg(bx, by)[core], aspect, rms[core],
-                        A.tri(zb)[core], A.curvature(zb, r)[core]])
+        aspect = (A.aspect_grid_deg(gx, gy) + conv) % 360.0
+        out = np.stack([A.slope_deg(gx, gy), A.slope_deg(bx[core] * k, by[core] * k), aspect, rms[core],
+                        A.tri(zb)[core], A.curvature(zb, res_map)[core] * k * k])
         return out.astype(np.float32)
 
     haloed = da.overlap.overlap(z, depth={0: depth, 1: depth}, boundary=np.nan)
