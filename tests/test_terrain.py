@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 from affine import Affine
-from test_cli import assert_one_line_error, run_cli
 
 from selenite.geo.crs import MOON_RADIUS_M, as_crs, lonlat_to_map
 from selenite.geo.raster import RasterInfo, read_raster, write_cog
+from test_cli import assert_one_line_error, run_cli
 
 PS = "IAU_2015:30135"
 
