@@ -243,3 +243,44 @@ def test_terrain_bad_input_is_one_line_and_exit_2(tmp_path):
     assert_one_line_error(run_cli("terrain", "visibility", "--dem", dem, "--step", "often", "--out", out),
                           "time step")
     assert not out.exists() or not any(p.suffix == ".tif" for p in out.iterdir())
+
+
+# -- comparison with a reference, reprojection ---------------------------------------------------------------
+def test_compare_reports_chance_agreement_and_kappa_for_masks(tmp_path):
+    from selenite.terrain.compare import compare_rasters
+
+    rng = np.random.default_rng(4)
+    a = (rng.random((200, 200)) < 0.1).astype(np.float32)
+    b = (rng.random((200, 200)) < 0.1).astype(np.float32)        # independent: agreement ≈ chance, kappa ≈ 0
+    pa, pb = _write_dem(tmp_path / "a.tif", a, nodata=255), _write_dem(tmp_path / "b.tif", b, nodata=255)
+    c = compare_rasters(pa, pb)
+    assert c["kind"] == "mask" and c["agreement"] > 0.8              # a high raw agreement ...
+    assert abs(c["agreement"] - c["chance_agreement"]) < 0.01 and abs(c["kappa"]) < 0.03   # ... worth nothing
+    assert compare_rasters(pa, pa)["kappa"] == 1.0
+    z = rng.normal(size=(200, 200)).astype(np.float32)
+    pz, pz2 = _write_dem(tmp_path / "z.tif", z), _write_dem(tmp_path / "z2.tif", z + 0.5)
+    c = compare_rasters(pz, pz2)
+    assert c["kind"] == "continuous" and c["bias"] == pytest.approx(-0.5, abs=1e-5)
+    assert c["rmse"] == pytest.approx(0.5, abs=1e-5) and c["pearson_r"] == pytest.approx(1.0, abs=1e-6)
+    proc = run_cli("terrain", "compare", pa, pb)
+    assert proc.returncode == 0 and "chance" in proc.stdout
+
+
+def test_a_geographic_dem_can_be_reprojected_and_then_used(tmp_path):
+    """The global 0.35° DEM cropped to 80–90°S: reprojected to polar stereographic, heights preserved."""
+    from selenite.geo.raster import raster_info
+    from selenite.terrain.compare import reproject_dem
+
+    lon = np.arange(-180, 180, 0.5) + 0.25
+    lat = np.arange(-80, -90, -0.5) - 0.25
+    zz = 100 * np.cos(np.radians(lon))[None, :] * np.ones((len(lat), 1))
+    geo = tmp_path / "geo.tif"
+    write_cog(geo, zz.astype(np.float32), crs="IAU_2015:30100", transform=Affine(0.5, 0, -180, 0, -0.5, -80),
+              nodata=-32768.0)
+    r = reproject_dem(geo, tmp_path / "ps.tif", res_m=2000.0)
+    assert r["crs"].lower().startswith("moon") and r["pixel_m"] == 2000.0
+    info = raster_info(tmp_path / "ps.tif")
+    z, _ = read_raster(tmp_path / "ps.tif")
+    c, rr = info.lonlat_to_pixel(np.array([0.0, 180.0]), np.array([-84.0, -84.0]))
+    vals = z[np.round(rr).astype(int), np.round(c).astype(int)]
+    assert vals[0] == pytest.approx(100, abs=3) and vals[1] == pytest.approx(-100, abs=3)

@@ -171,6 +171,34 @@ def terrain_visibility(
         f" permanently shadowed {100 * meta['psr_fraction']:.2f} % of the DEM; written to {path}")
 
 
+@terrain_app.command("compare")
+def terrain_compare(
+    ours: Annotated[Path, typer.Argument(help="Our product (e.g. sun_visibility.tif or psr.tif).")],
+    reference: Annotated[Path, typer.Argument(help="The reference raster (e.g. a PGDA product), any lunar CRS.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Agreement with a reference raster: bias/MAE/RMSE/r, or for masks agreement, chance agreement, kappa, IoU."""
+    from selenite.terrain.compare import compare_rasters, format_comparison
+
+    c = compare_rasters(ours, reference)
+    typer.echo(json.dumps(c, indent=1) if as_json else format_comparison(c))
+
+
+@terrain_app.command("reproject")
+def terrain_reproject(
+    dem: DemOpt,
+    out: Annotated[Path, typer.Option("--out", help="Output GeoTIFF (COG).", dir_okay=False)],
+    crs: Annotated[str | None, typer.Option(help="Target CRS (default: polar stereographic beyond ±80°, else a "
+                                            "local stereographic map centred on the DEM).")] = None,
+    res_m: Annotated[float | None, typer.Option("--res-m", help="Target pixel size (m).")] = None,
+) -> None:
+    """Resample a DEM (e.g. in longitude/latitude) onto a projected lunar grid in metres (bilinear)."""
+    from selenite.terrain.compare import reproject_dem
+
+    r = reproject_dem(dem, out, crs, res_m)
+    say(f"{out}: {r['width']} × {r['height']} px of {r['pixel_m']:.2f} m in {r['crs']}")
+
+
 # ---------------------------------------------------------------------------------------------------------
 # locate
 # ---------------------------------------------------------------------------------------------------------
