@@ -185,9 +185,7 @@ def test_small_world_without_start_altitude_takes_its_scale_from_the_map(small_r
     from selenite.locate.pipeline import run_locate
 
     world, _ = small_run
-    # one thread: a reproducible reconstruction (the multi-threaded one varies from run to run, and on this small
-    # world the map-scaled search then fails in about one run in three: see docs/methods/locate.md)
-    cfg = resolve_config(LocateConfig, lconfs, stage="locate", preset="default", overrides={"threads": 1})
+    cfg = resolve_config(LocateConfig, lconfs, stage="locate", preset="default")
     assert cfg.start_altitude_m is None
     run = tmp_path / "run"
     run_locate(world / "descent/frames", world / "orbital_map.tif", world / "descent/camera.json", run, cfg)

@@ -87,7 +87,10 @@ def test_horizon_accounts_for_the_curvature_of_the_moon():
     expected = np.degrees(np.arctan((300.0 - d * d / (2 * MOON_RADIUS_M)) / d))
     flat = np.degrees(np.arctan(300.0 / d))
     assert abs(h[500, 100] - expected) < 0.006 and abs(flat - expected) > 0.06
-    assert np.isnan(horizon_one(z, 90.0, res)[:, -1]).all()      # nothing ahead at the east edge: unknown
+    assert np.isnan(h[:, -1]).all() and not np.isnan(h[:, :-1]).any()   # only the east edge has nothing ahead
+    for az, edge in ((0, (0, slice(None))), (180, (-1, slice(None))), (270, (slice(None), 0))):
+        h = horizon_one(z, az, res)                # axis directions: sin/cos rounding must not lose a row
+        assert np.isnan(h[edge]).all() and np.isnan(h).sum() == n, az
 
 
 # -- visibility ------------------------------------------------------------------------------------------------
@@ -284,3 +287,43 @@ def test_a_geographic_dem_can_be_reprojected_and_then_used(tmp_path):
     c, rr = info.lonlat_to_pixel(np.array([0.0, 180.0]), np.array([-84.0, -84.0]))
     vals = z[np.round(rr).astype(int), np.round(c).astype(int)]
     assert vals[0] == pytest.approx(100, abs=3) and vals[1] == pytest.approx(-100, abs=3)
+
+
+def test_far_field_from_a_coarse_dem_adds_a_distant_massif_exactly(tmp_path):
+    """A flat 4 km tile at the pole and, 55–65 km to the grid east, a 3 km mesa in a 1 km 'global' DEM: every
+    pixel's horizon towards it is the mesa's near edge seen over the curved Moon."""
+    from selenite.terrain.farfield import apply_far_field
+    from selenite.terrain.horizon import horizons, to_degrees
+
+    n, res = 200, 20.0
+    info = _info(n, res, 0.0, -90.0)
+    z = np.zeros((n, n))
+    # the far DEM on 250 m pixels aligned with the coarse grid (no resampling: the test isolates the far field)
+    fr = 250.0
+    xs = -122375.0 + fr * np.arange(980)
+    X, Y = np.meshgrid(xs, -xs)
+    mesa = np.where(np.hypot(X - 60000, Y) < 5000, 3000.0, 0.0)
+    far = tmp_path / "far.tif"
+    write_cog(far, mesa.astype(np.float32), crs=as_crs(PS), nodata=-32768.0,
+              transform=Affine(fr, 0, -122500.0, 0, -fr, 122500.0))
+    hz = horizons(z, 360, res)
+    before = to_degrees(hz)
+    meta = apply_far_field(hz, z, info, res, 1.0, -1.0, far, far_res_m=250.0, far_max_km=120.0)
+    after = to_degrees(hz)
+    assert np.nanmax(np.abs(before)) < 0.01 and meta["rays_with_terrain"] == 1.0
+
+    from scipy.interpolate import RegularGridInterpolator
+
+    # the far DEM knows the mesa as 250 m pixels: the reference reads it bilinearly too, along each pixel's own ray
+    surface = RegularGridInterpolator((xs, xs), mesa, bounds_error=False, fill_value=0.0)   # (−y, x) axes
+
+    def exact(r, c, az):
+        x, y = info.pixel_to_map(c, r)
+        d = np.arange(10.0, 120000, 10.0)
+        px, py = x + np.sin(np.radians(az)) * d, y + np.cos(np.radians(az)) * d
+        hh = surface(np.column_stack([-py, px]))
+        return np.degrees(np.arctan((hh / d - d / (2 * MOON_RADIUS_M)).max()))
+
+    for r, c, az in ((100, 100, 90), (0, 0, 90), (199, 199, 92), (37, 150, 86), (150, 20, 95)):
+        assert after[az, r, c] == pytest.approx(exact(r, c, az), abs=0.02), (r, c, az)
+    assert np.abs(after[270]).max() < 0.01             # nothing to the west

@@ -151,6 +151,8 @@ def terrain_visibility(
     end: Annotated[str | None, typer.Option(help="End of the period (ISO date/time, UTC, excluded).")] = None,
     step: Annotated[str | None, typer.Option(help="Time step: 6h, 30min, 1d ...")] = None,
     azimuths: Annotated[int | None, typer.Option(help="Horizon azimuths (default 360).")] = None,
+    far_dem: Annotated[Path | None, typer.Option("--far-dem", help="A coarser DEM around it (e.g. LOLA LDEM_4) "
+                                                 "for the terrain beyond the DEM's edge.")] = None,
     preset: Annotated[str, typer.Option(help="Named settings: default (18.6 years, 12 h), year (2026, "
                                         "6 h).")] = "default",
     config: ConfigOpt = None,
@@ -165,7 +167,7 @@ def terrain_visibility(
     cfg = resolve_config(TerrainConfig, confs, stage="terrain", preset=preset, config_file=config,
                          overrides={"start": start, "end": end, "step": step, "azimuths": azimuths})
     with progress_bar() as notify:
-        path = run_visibility(dem, out, cfg, force=force, progress=notify)
+        path = run_visibility(dem, out, cfg, far_dem=far_dem, force=force, progress=notify)
     meta = json.loads((path / "visibility.json").read_text())
     say(f"mean Sun visibility {meta['sun_visibility_mean_pct']:.1f} %, Earth {meta['earth_visibility_mean_pct']:.1f} %,"
         f" permanently shadowed {100 * meta['psr_fraction']:.2f} % of the DEM; written to {path}")
@@ -368,6 +370,28 @@ def bench_locate_scale(
     row = run_scale_case(work, preset, progress=say)
     say(json.dumps(row))
     update_section(output, "locate-scale", scale_markdown(row, machine_line()))
+    say(f"updated {output}")
+
+
+@bench_app.command("terrain")
+def bench_terrain(
+    work: Annotated[Path, typer.Option("--work", help="Folder for the DEMs and runs (kept).")],
+    sizes: Annotated[list[int] | None, typer.Option("--size", help="DEM sizes (px, repeatable).")] = None,
+    azimuths: Annotated[list[int] | None, typer.Option("--azimuths", help="Azimuth counts (repeatable).")] = None,
+    output: Annotated[Path, typer.Option("--output", help="Benchmarks file to update.")] = Path("docs/benchmarks.md"),
+) -> None:
+    """Horizons + a year of Sun/Earth visibility: time and memory by DEM size and azimuth count."""
+    from selenite.bench.record import machine_line, update_section
+    from selenite.bench.terrain import run_terrain_case, terrain_markdown
+
+    work.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for n in sizes or [512, 1024, 2048]:
+        for a in azimuths or ([90, 180, 360] if n == max(sizes or [2048]) else [360]):
+            say(f"case {n}² × {a} azimuths …")
+            rows.append(run_terrain_case(work, n, a))
+            say(json.dumps(rows[-1]))
+    update_section(output, "terrain", terrain_markdown(rows, machine_line()))
     say(f"updated {output}")
 
 

@@ -17,6 +17,10 @@ class TerrainConfig(StageConfig):
     max_block: int = Field(512, ge=16)              # linearisation blocks of the Sun/Earth directions (px)
     threads: int = Field(2, ge=1)
     write_horizon: bool = True
+    # far field (with --far-dem): coarse grid, reach and observer-node spacing
+    far_res_m: float = Field(250.0, gt=0)
+    far_max_km: float = Field(150.0, gt=0)
+    far_node_m: float = Field(160.0, gt=0)
 
 
 confs: dict[str, dict] = {

@@ -66,6 +66,9 @@ def _sweep_lines(z, lines, dm, dn, res, radius, o_lo):
             y = o + i * t
             j0 = int(math.floor(y))
             w = y - j0
+            if w > 1.0 - 1e-9:        # on a pixel row up to rounding
+                j0 += 1
+                w = 0.0
             lines[k, i] = np.nan
             if j0 < -1 or j0 >= n1:
                 continue
@@ -109,6 +112,9 @@ def _lines_to_pixels(lines, out, z, t, o_lo, scale, nodata):
             o = j - i * t
             o1 = int(math.floor(o))
             f = o - o1
+            if f > 1.0 - 1e-9:
+                o1 += 1
+                f = 0.0
             k = o1 - o_lo
             a = lines[k, i] if 0 <= k < n_lines else np.nan
             if f < 1e-9:
@@ -149,6 +155,8 @@ def _horizon_into(z: np.ndarray, azimuth_deg: float, res_m: float, out: np.ndarr
         zz, oo, dm, dn = z, out, dr, dc
     n0, n1 = zz.shape
     t = dn / dm
+    if abs(t) < 1e-12:            # an axis direction, up to the rounding of sin/cos
+        t, dn = 0.0, 0.0
     o_lo, n_lines = _line_range(n0, n1, t)
     key = (n_lines, n0)
     if buf.get("key") != key:
@@ -191,3 +199,4 @@ def horizons(z: np.ndarray, n_azimuths: int, res_m: float, *, sign_x: float = 1.
         if notify is not None:
             notify("horizons", (k + 1) / n_azimuths)
     return out
+

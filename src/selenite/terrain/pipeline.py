@@ -115,8 +115,9 @@ def run_attributes(dem_path, out, cfg: TerrainConfig, *, force: bool = False, pr
     return run.root
 
 
-def run_visibility(dem_path, out, cfg: TerrainConfig, *, force: bool = False, progress=None):
-    """Horizons, then Sun/Earth visibility, PSR and the longest dark / lit / Sun+Earth periods."""
+def run_visibility(dem_path, out, cfg: TerrainConfig, *, far_dem=None, force: bool = False, progress=None):
+    """Horizons (raised to the terrain of ``far_dem`` beyond the DEM's edge when given), then Sun/Earth
+    visibility, PSR and the longest dark / lit / Sun+Earth periods."""
     notify = progress or (lambda s, f: None)
     info = raster_info(dem_path)
     res, sx, sy = A.check_grid(info)
@@ -127,22 +128,46 @@ def run_visibility(dem_path, out, cfg: TerrainConfig, *, force: bool = False, pr
     if need > 12e9:
         raise InputError(f"the DEM ({info.width} × {info.height} px) with {cfg.azimuths} azimuths needs "
                          f"{need / 1e9:.0f} GB in memory; cut it into tiles or use fewer azimuths")
-    params = {"config": cfg.model_dump(mode="json"), "dem": str(dem_path)}
+    if far_dem is not None:
+        raster_info(far_dem)              # readable, lunar: fail before anything is written
+    params = {"config": cfg.model_dump(mode="json"), "dem": str(dem_path),
+              "far_dem": None if far_dem is None else str(far_dem)}
     with Run(out, command="terrain visibility", params=params, force=force) as run:
         run.add_input(dem_path, "dem")
+        if far_dem is not None:
+            run.add_input(far_dem, "far_dem")
         z, info = read_dem(dem_path)
         if not np.isfinite(z).any():
             raise InputError(f"the DEM {dem_path} holds no valid heights (all nodata)")
         outputs = [f"{v}.tif" for v in VISIBILITY if v != "horizon" or cfg.write_horizon] + ["visibility.json"]
 
         def make(tmp):
+            import time
+
             import numba
 
             numba.set_num_threads(min(cfg.threads, numba.config.NUMBA_NUM_THREADS))
+            clock = [time.perf_counter()]
+
+            def lap():
+                clock.append(time.perf_counter())
+                return round(clock[-1] - clock[-2], 3)
+
+            seconds = {}
             hz = horizons(z, cfg.azimuths, res, sign_x=sx, sign_y=sy, notify=notify)
+            seconds["horizons"] = lap()
+            far = None
+            if far_dem is not None:
+                from selenite.terrain.farfield import apply_far_field
+
+                far = apply_far_field(hz, z, info, res, sx, sy, far_dem, far_res_m=cfg.far_res_m,
+                                      far_max_km=cfg.far_max_km, node_m=cfg.far_node_m)
+                seconds["far_field"] = lap()
             sun, earth = body_tracks(times)
+            seconds["ephemeris"] = lap()
             notify("visibility", 0.0)
             vp = visibility(hz, z, info, sun, earth, step_h, max_block=cfg.max_block)
+            seconds["visibility"] = lap()
             notify("visibility", 1.0)
             kw = dict(crs=info.crs, transform=info.transform)
             if cfg.write_horizon:
@@ -154,16 +179,20 @@ def run_visibility(dem_path, out, cfg: TerrainConfig, *, force: bool = False, pr
                               ("sun_earth_longest_days", vp.sun_earth_longest_days)):
                 write_cog(tmp[f"{name}.tif"], arr, nodata=np.nan, **kw)
             write_cog(tmp["psr.tif"], vp.psr, nodata=255, dtype="uint8", **kw)
+            seconds["write"] = lap()
             valid = np.isfinite(z)
             meta = {"period": {"start": str(times[0]), "end": cfg.end, "step_hours": step_h, "instants": len(times)},
                     "azimuths": cfg.azimuths, "pixel_m": res, "ephemeris": "DE421 + MOON_PA_DE421 → MOON_ME_DE421",
                     "horizon_units": f"{HORIZON_SCALE} degree per unit, clockwise from grid north",
                     "psr_fraction": float((vp.psr[valid] == 1).mean()),
                     "sun_visibility_mean_pct": float(np.nanmean(vp.sun_pct)),
-                    "earth_visibility_mean_pct": float(np.nanmean(vp.earth_pct))}
+                    "earth_visibility_mean_pct": float(np.nanmean(vp.earth_pct)), "far_field": far,
+                    "horizon_unknown_fraction": float((hz == HORIZON_NODATA).sum()
+                                                      / max(valid.sum() * cfg.azimuths, 1)),
+                    "seconds": seconds}
             tmp["visibility.json"].write_text(canonical_json(meta) + "\n")
 
-        run.step("visibility", outputs, make, reads=[dem_path],
+        run.step("visibility", outputs, make, reads=[dem_path] + ([far_dem] if far_dem is not None else []),
                  params={k: getattr(cfg, k) for k in ("azimuths", "start", "end", "step", "max_block",
-                                                      "write_horizon")})
+                                                      "write_horizon", "far_res_m", "far_max_km", "far_node_m")})
     return run.root
