@@ -46,7 +46,7 @@ def _far_tangents(coarse, c_x0, c_y0, c_res, obs_x, obs_y, obs_h, dirs, exit_d, 
             best = -1e30
             bh = np.nan
             bd = np.nan
-            d = exit_d[b, a]
+            d = max(exit_d[b, a], step)      # at least one step out: no division by zero at the edge
             while d <= max_d:
                 x = obs_x[b] + dirs[a, 0] * d * k_map
                 y = obs_y[b] + dirs[a, 1] * d * k_map
