@@ -327,3 +327,12 @@ def test_far_field_from_a_coarse_dem_adds_a_distant_massif_exactly(tmp_path):
     for r, c, az in ((100, 100, 90), (0, 0, 90), (199, 199, 92), (37, 150, 86), (150, 20, 95)):
         assert after[az, r, c] == pytest.approx(exact(r, c, az), abs=0.02), (r, c, az)
     assert np.abs(after[270]).max() < 0.01             # nothing to the west
+
+
+def test_the_disk_fraction_table_matches_the_closed_form():
+    from selenite.terrain.visibility import _SEGMENT, _fraction_lut, disk_fraction
+
+    rho = 0.2666
+    for d in np.linspace(-0.3, 0.3, 2001):
+        assert abs(_fraction_lut(d, rho, _SEGMENT) - disk_fraction(d, rho)) < 2e-5
+    assert disk_fraction(0.0, rho) == pytest.approx(0.5) and disk_fraction(rho, rho) == 1.0

@@ -47,55 +47,65 @@ def _atan_deg(x):
     return -r if x < 0 else r
 
 
+LINE_BLOCK = 16     # adjacent lines swept in lockstep (contiguous reads and writes)
+
+
 @numba.njit(parallel=True, cache=True)
 def _sweep_lines(z, lines, dm, dn, res, radius, o_lo):
     """Tangent of the horizon along ideal lines j = o + i·t (o = o_lo + k, t = dn/dm, |t| ≤ 1) for the direction
-    (dm, dn) in (axis 0, axis 1) pixel units; heights linearly interpolated across axis 1. ``lines[k, i]`` gets
-    the tangent (NaN: no height there or nothing ahead)."""
+    (dm, dn) in (axis 0, axis 1) pixel units; heights linearly interpolated across axis 1. ``lines[i, k]`` gets
+    the tangent (NaN: no height there or nothing ahead). Blocks of LINE_BLOCK adjacent lines advance together:
+    they share the interpolation weight and read neighbouring heights."""
     n0, n1 = z.shape
     t = dn / dm
-    n_lines = lines.shape[0]
+    n_lines = lines.shape[1]
     forward = dm > 0          # the direction points to growing i: far points have large i
-    for k in numba.prange(n_lines):
-        o = o_lo + k
-        hu = np.empty(n0, np.float64)
-        hg = np.empty(n0, np.float64)
-        top = -1
+    n_blocks = (n_lines + LINE_BLOCK - 1) // LINE_BLOCK
+    for blk in numba.prange(n_blocks):
+        k0 = blk * LINE_BLOCK
+        nk = min(LINE_BLOCK, n_lines - k0)
+        hu = np.empty((LINE_BLOCK, n0), np.float64)
+        hg = np.empty((LINE_BLOCK, n0), np.float64)
+        top = np.full(LINE_BLOCK, -1, np.int64)
         for step in range(n0):
             i = n0 - 1 - step if forward else step
-            y = o + i * t
-            j0 = int(math.floor(y))
-            w = y - j0
+            y = o_lo + k0 + i * t
+            jb = int(math.floor(y))
+            w = y - jb
             if w > 1.0 - 1e-9:        # on a pixel row up to rounding
-                j0 += 1
+                jb += 1
                 w = 0.0
-            lines[k, i] = np.nan
-            if j0 < -1 or j0 >= n1:
-                continue
-            if w < 1e-9:
-                if j0 < 0:
-                    continue
-                h = z[i, j0]
-            elif j0 < 0 or j0 + 1 >= n1:
-                continue
-            else:
-                h = (1.0 - w) * z[i, j0] + w * z[i, j0 + 1]
-            if not (h == h):        # NaN: no terrain here, nothing to observe or to hide behind
-                continue
-            u = (i * dm + y * dn) * res
-            g = h - u * u / (2.0 * radius)
-            while top >= 1:
-                a = (hg[top] - g) * (hu[top - 1] - u)
-                b = (hg[top - 1] - g) * (hu[top] - u)
-                if a <= b:
-                    top -= 1
+            exact = w < 1e-9
+            for kk in range(nk):
+                k = k0 + kk
+                j0 = jb + kk
+                lines[i, k] = np.nan
+                if exact:
+                    if j0 < 0 or j0 >= n1:
+                        continue
+                    h = z[i, j0]
                 else:
-                    break
-            if top >= 0:
-                lines[k, i] = (hg[top] - g) / (hu[top] - u) + u / radius
-            top += 1
-            hu[top] = u
-            hg[top] = g
+                    if j0 < 0 or j0 + 1 >= n1:
+                        continue
+                    h = (1.0 - w) * z[i, j0] + w * z[i, j0 + 1]
+                if not (h == h):        # NaN: no terrain here, nothing to observe or to hide behind
+                    continue
+                u = (i * dm + (y + kk) * dn) * res
+                g = h - u * u / (2.0 * radius)
+                tp = top[kk]
+                while tp >= 1:
+                    a = (hg[kk, tp] - g) * (hu[kk, tp - 1] - u)
+                    b = (hg[kk, tp - 1] - g) * (hu[kk, tp] - u)
+                    if a <= b:
+                        tp -= 1
+                    else:
+                        break
+                if tp >= 0:
+                    lines[i, k] = (hg[kk, tp] - g) / (hu[kk, tp] - u) + u / radius
+                tp += 1
+                hu[kk, tp] = u
+                hg[kk, tp] = g
+                top[kk] = tp
 
 
 @numba.njit(parallel=True, cache=True)
@@ -103,7 +113,7 @@ def _lines_to_pixels(lines, out, z, t, o_lo, scale, nodata):
     """Pixel (i, j) lies between lines floor(j − i·t) and the next: its horizon is interpolated between them and
     stored as int16 (degrees / scale)."""
     n0, n1 = out.shape
-    n_lines = lines.shape[0]
+    n_lines = lines.shape[1]
     for i in numba.prange(n0):
         for j in range(n1):
             if not (z[i, j] == z[i, j]):
@@ -116,11 +126,11 @@ def _lines_to_pixels(lines, out, z, t, o_lo, scale, nodata):
                 o1 += 1
                 f = 0.0
             k = o1 - o_lo
-            a = lines[k, i] if 0 <= k < n_lines else np.nan
+            a = lines[i, k] if 0 <= k < n_lines else np.nan
             if f < 1e-9:
                 v = a
             else:
-                b = lines[k + 1, i] if 0 <= k + 1 < n_lines else np.nan
+                b = lines[i, k + 1] if 0 <= k + 1 < n_lines else np.nan
                 if a == a and b == b:
                     v = (1.0 - f) * a + f * b
                 elif a == a:
@@ -146,24 +156,32 @@ def horizon_direction(azimuth_deg: float, sign_x: float = 1.0, sign_y: float = -
     return math.sin(a) * sign_x, math.cos(a) * sign_y
 
 
-def _horizon_into(z: np.ndarray, azimuth_deg: float, res_m: float, out: np.ndarray, sign_x: float, sign_y: float,
-                  radius_m: float, buf: dict) -> None:
+def _horizon_into(z: np.ndarray, zt: np.ndarray, azimuth_deg: float, res_m: float, out: np.ndarray, sign_x: float,
+                  sign_y: float, radius_m: float, buf: dict) -> None:
+    """One azimuth into ``out`` (int16, z's shape). ``zt`` is z transposed and contiguous: directions closer to
+    the rows are swept on it (contiguous memory), and the result transposed back."""
     dc, dr = horizon_direction(azimuth_deg, sign_x, sign_y)
-    if abs(dc) >= abs(dr):       # columns are the major axis: sweep the transposed arrays
-        zz, oo, dm, dn = z.T, out.T, dc, dr
+    if abs(dc) >= abs(dr):       # columns are the major axis: sweep the transposed DEM
+        zz, dm, dn = zt, dc, dr
     else:
-        zz, oo, dm, dn = z, out, dr, dc
+        zz, dm, dn = z, dr, dc
     n0, n1 = zz.shape
     t = dn / dm
     if abs(t) < 1e-12:            # an axis direction, up to the rounding of sin/cos
         t, dn = 0.0, 0.0
     o_lo, n_lines = _line_range(n0, n1, t)
-    key = (n_lines, n0)
+    key = (n0, n_lines)
     if buf.get("key") != key:
         buf["key"], buf["lines"] = key, np.empty(key, np.float32)
     lines = buf["lines"]
     _sweep_lines(zz, lines, dm, dn, float(res_m), float(radius_m), o_lo)
-    _lines_to_pixels(lines, oo, zz, t, o_lo, HORIZON_SCALE, HORIZON_NODATA)
+    if zz is z:
+        _lines_to_pixels(lines, out, zz, t, o_lo, HORIZON_SCALE, HORIZON_NODATA)
+    else:
+        if buf.get("tout") is None or buf["tout"].shape != zz.shape:
+            buf["tout"] = np.empty(zz.shape, np.int16)
+        _lines_to_pixels(lines, buf["tout"], zz, t, o_lo, HORIZON_SCALE, HORIZON_NODATA)
+        out[...] = buf["tout"].T
 
 
 def horizon_one(z: np.ndarray, azimuth_deg: float, res_m: float, *, sign_x: float = 1.0, sign_y: float = -1.0,
@@ -171,7 +189,7 @@ def horizon_one(z: np.ndarray, azimuth_deg: float, res_m: float, *, sign_x: floa
     """Horizon elevation (degrees, float32, NaN where unknown) of every pixel in one grid azimuth."""
     z = np.ascontiguousarray(z, dtype=np.float64)
     out = np.empty(z.shape, np.int16)
-    _horizon_into(z, azimuth_deg, res_m, out, sign_x, sign_y, radius_m, {})
+    _horizon_into(z, np.ascontiguousarray(z.T), azimuth_deg, res_m, out, sign_x, sign_y, radius_m, {})
     return to_degrees(out)
 
 
@@ -193,9 +211,10 @@ def horizons(z: np.ndarray, n_azimuths: int, res_m: float, *, sign_x: float = 1.
     unknown (observer nodata, or no DEM ahead)."""
     out = np.empty((n_azimuths, *z.shape), np.int16)
     z = np.ascontiguousarray(z, dtype=np.float64)
+    zt = np.ascontiguousarray(z.T)
     buf: dict = {}
     for k, a in enumerate(azimuth_grid(n_azimuths)):
-        _horizon_into(z, float(a), res_m, out[k], sign_x, sign_y, radius_m, buf)
+        _horizon_into(z, zt, float(a), res_m, out[k], sign_x, sign_y, radius_m, buf)
         if notify is not None:
             notify("horizons", (k + 1) / n_azimuths)
     return out

@@ -119,6 +119,26 @@ def disk_fraction(d, rho):
     return (math.pi - math.acos(x) + x * math.sqrt(1.0 - x * x)) / math.pi
 
 
+_SEGMENT_N = 512
+_SEGMENT = np.array([(math.pi - math.acos(x) + x * math.sqrt(1.0 - x * x)) / math.pi
+                     for x in np.linspace(-1.0, 1.0, _SEGMENT_N + 1)])
+
+
+@numba.njit(cache=True, inline="always")
+def _fraction_lut(d, rho, lut):
+    """:func:`disk_fraction` from a table (linear between 513 nodes: error < 2e-5 of the disk, tested)."""
+    if d >= rho:
+        return 1.0
+    if d <= -rho:
+        return 0.0
+    f = (d / rho + 1.0) * (0.5 * _SEGMENT_N)
+    i = int(f)
+    if i >= _SEGMENT_N:
+        return 1.0
+    w = f - i
+    return lut[i] + w * (lut[i + 1] - lut[i])
+
+
 @numba.njit(cache=True, inline="always")
 def _horizon_at(hrow, az, k_az, n_az):
     """Horizon (degrees) at grid azimuth ``az`` from one pixel's bands (n_az + 1 values, the first repeated)."""
@@ -135,22 +155,31 @@ def _horizon_at(hrow, az, k_az, n_az):
 
 
 @numba.njit(parallel=True, cache=True)
-def _visibility(hz, valid, size, centres, sun, sun_rho, earth, earth_rho, out_f, out_i):
+def _visibility(hz, valid, size, centres, sun, sun_rho, earth, earth_rho, out_f, out_i, lut):
     """Per pixel, over all instants: out_f[0] mean Sun fraction, out_f[1] mean Earth fraction; out_i (steps):
     0 longest dark, 1 longest lit, 2 longest Sun+Earth, 3 ever lit (0/1)."""
     n_az, h, w = hz.shape
     T = sun.shape[1]
     nbc = (w + size - 1) // size
     k_az = n_az / 360.0
-    for r in numba.prange(h):
-        hrow = np.empty(n_az + 1)
-        for c in range(w):
+    chunk = 128
+    n_ch = (w + chunk - 1) // chunk
+    for task in numba.prange(h * n_ch):
+        r = task // n_ch
+        c_lo = (task % n_ch) * chunk
+        c_hi = min(c_lo + chunk, w)
+        # gather the chunk's horizons band by band (contiguous reads), pixel-major for the time loop
+        hbuf = np.empty((c_hi - c_lo, n_az + 1), np.float32)
+        for a in range(n_az):
+            for c in range(c_lo, c_hi):
+                v = hz[a, r, c]
+                hbuf[c - c_lo, a] = 0.0 if v == HORIZON_NODATA else v * HORIZON_SCALE
+        for c in range(c_lo, c_hi):
+            hbuf[c - c_lo, n_az] = hbuf[c - c_lo, 0]
+        for c in range(c_lo, c_hi):
             if not valid[r, c]:
                 continue
-            for a in range(n_az):
-                v = hz[a, r, c]
-                hrow[a] = 0.0 if v == HORIZON_NODATA else v * HORIZON_SCALE
-            hrow[n_az] = hrow[0]
+            hrow = hbuf[c - c_lo]
             b = (r // size) * nbc + c // size
             dx = c - centres[b, 0]
             dy = r - centres[b, 1]
@@ -168,10 +197,10 @@ def _visibility(hz, valid, size, centres, sun, sun_rho, earth, earth_rho, out_f,
             for t in range(T):
                 el = sb[t, 0] + sb[t, 1] * dx + sb[t, 2] * dy
                 az = sb[t, 3] + sb[t, 4] * dx + sb[t, 5] * dy
-                fs = disk_fraction(el - _horizon_at(hrow, az, k_az, n_az), sun_rho[t])
+                fs = _fraction_lut(el - _horizon_at(hrow, az, k_az, n_az), sun_rho[t], lut)
                 el = eb[t, 0] + eb[t, 1] * dx + eb[t, 2] * dy
                 az = eb[t, 3] + eb[t, 4] * dx + eb[t, 5] * dy
-                fe = disk_fraction(el - _horizon_at(hrow, az, k_az, n_az), earth_rho[t])
+                fe = _fraction_lut(el - _horizon_at(hrow, az, k_az, n_az), earth_rho[t], lut)
                 s_sum += fs
                 e_sum += fe
                 if fs > 0.0:
@@ -217,7 +246,7 @@ def visibility(hz: np.ndarray, z: np.ndarray, info: RasterInfo, sun: BodyTrack, 
     out_f = np.zeros((2, *z.shape), np.float64)
     out_i = np.zeros((4, *z.shape), np.int32)
     _visibility(hz, valid, size, centres, bs.coef, angular_radius_deg(sun), be.coef, angular_radius_deg(earth),
-                out_f, out_i)
+                out_f, out_i, _SEGMENT)
     days = step_hours / 24.0
 
     def f32(a, scale):
