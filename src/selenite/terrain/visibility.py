@@ -119,14 +119,14 @@ def disk_fraction(d, rho):
     return (math.pi - math.acos(x) + x * math.sqrt(1.0 - x * x)) / math.pi
 
 
-_SEGMENT_N = 512
+_SEGMENT_N = 2048
 _SEGMENT = np.array([(math.pi - math.acos(x) + x * math.sqrt(1.0 - x * x)) / math.pi
                      for x in np.linspace(-1.0, 1.0, _SEGMENT_N + 1)])
 
 
 @numba.njit(cache=True, inline="always")
 def _fraction_lut(d, rho, lut):
-    """:func:`disk_fraction` from a table (linear between 513 nodes: error < 2e-5 of the disk, tested)."""
+    """:func:`disk_fraction` from a table (linear between 2049 nodes: error < 1e-5 of the disk, tested)."""
     if d >= rho:
         return 1.0
     if d <= -rho:
