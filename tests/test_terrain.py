@@ -336,3 +336,30 @@ def test_the_disk_fraction_table_matches_the_closed_form():
     for d in np.linspace(-0.3, 0.3, 2001):
         assert abs(_fraction_lut(d, rho, _SEGMENT) - disk_fraction(d, rho)) < 1e-5
     assert disk_fraction(0.0, rho) == pytest.approx(0.5) and disk_fraction(rho, rho) == 1.0
+
+
+def test_visibility_run_writes_every_product_verifies_and_resumes(tmp_path):
+    n = 96
+    r, c = np.mgrid[0:n, 0:n].astype(float)
+    z = 60.0 * np.exp(-((r - 48) ** 2 + (c - 48) ** 2) / 300.0)        # a hill
+    dem = _write_dem(tmp_path / "hill.tif", z, res=20.0, lat=-88.5)
+    out = tmp_path / "v"
+    args = ("terrain", "visibility", "--dem", dem, "--start", "2026-01-01", "--end", "2026-03-01", "--step", "12h",
+            "--azimuths", "36", "--out", out)
+    proc = run_cli(*args)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("horizon", "sun_visibility", "earth_visibility", "psr", "longest_dark_days", "longest_sun_days",
+                 "sun_earth_longest_days"):
+        assert (out / f"{name}.tif").is_file(), name
+    meta = json.loads((out / "visibility.json").read_text())
+    assert meta["period"]["instants"] == 118 and meta["azimuths"] == 36
+    hz, _ = read_raster(out / "horizon.tif", band=10)            # scale applied: degrees
+    assert np.nanmax(hz) < 10 and np.nanmin(hz) > -5
+    assert (out / "report.html").read_text().count("data:image/png;base64,") >= 2
+    assert run_cli("verify", out).returncode == 0
+    before = json.loads((out / "manifest.json").read_text())["steps"]["visibility"]["seconds"]
+    assert run_cli(*args).returncode == 0                          # resumed: the step is skipped
+    assert json.loads((out / "manifest.json").read_text())["steps"]["visibility"]["seconds"] == before
+    proc = run_cli("terrain", "visibility", "--dem", dem, "--start", "2026-01-01", "--end", "2026-01-05",
+                   "--azimuths", "36", "--no-horizon-file", "--out", tmp_path / "v2")
+    assert proc.returncode == 0 and not (tmp_path / "v2" / "horizon.tif").exists()

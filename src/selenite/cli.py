@@ -153,6 +153,8 @@ def terrain_visibility(
     azimuths: Annotated[int | None, typer.Option(help="Horizon azimuths (default 360).")] = None,
     far_dem: Annotated[Path | None, typer.Option("--far-dem", help="A coarser DEM around it (e.g. LOLA LDEM_4) "
                                                  "for the terrain beyond the DEM's edge.")] = None,
+    no_horizon_file: Annotated[bool, typer.Option("--no-horizon-file", help="Do not write horizon.tif (one int16 "
+                                                  "band per azimuth: 3 GB for a 2048² DEM at 360).")] = False,
     preset: Annotated[str, typer.Option(help="Named settings: default (18.6 years, 12 h), year (2026, "
                                         "6 h).")] = "default",
     config: ConfigOpt = None,
@@ -165,7 +167,8 @@ def terrain_visibility(
     from selenite.terrain.pipeline import run_visibility
 
     cfg = resolve_config(TerrainConfig, confs, stage="terrain", preset=preset, config_file=config,
-                         overrides={"start": start, "end": end, "step": step, "azimuths": azimuths})
+                         overrides={"start": start, "end": end, "step": step, "azimuths": azimuths,
+                                    "write_horizon": False if no_horizon_file else None})
     with progress_bar() as notify:
         path = run_visibility(dem, out, cfg, far_dem=far_dem, force=force, progress=notify)
     meta = json.loads((path / "visibility.json").read_text())

@@ -178,7 +178,7 @@ def open_dataarray(path: str | Path, chunks: int | dict | str = 1024):
 def write_cog(
     path: str | Path, data: np.ndarray, *, crs: object, transform: Affine, nodata: float | None = None,
     dtype: str | None = None, band_descriptions: list[str] | None = None, compress: str = "DEFLATE",
-    scale: float | None = None,
+    scale: float | None = None, overviews: bool = True, options: dict | None = None,
 ) -> Path:
     """Write a (bands, rows, cols) or (rows, cols) array as a Cloud-Optimized GeoTIFF, atomically; ``scale``
     is recorded as every band's scale factor (value = stored × scale)."""
@@ -191,7 +191,8 @@ def write_cog(
     profile = dict(
         driver="COG", width=arr.shape[2], height=arr.shape[1], count=arr.shape[0], dtype=dtype,
         crs=rasterio.crs.CRS.from_wkt(as_crs(crs).to_wkt()), transform=transform, nodata=nodata,
-        compress=compress, BLOCKSIZE=512, OVERVIEWS="AUTO" if min(arr.shape[1:]) > 1024 else "NONE",
+        compress=compress, BLOCKSIZE=512,
+        OVERVIEWS="AUTO" if overviews and min(arr.shape[1:]) > 1024 else "NONE", **(options or {}),
     )
     with atomic_path(path) as tmp:
         with rasterio.open(tmp, "w", **profile) as dst:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 
 import numpy as np
@@ -116,31 +115,14 @@ def run_attributes(dem_path, out, cfg: TerrainConfig, *, force: bool = False, pr
                  params={k: getattr(cfg, k) for k in ("baseline_m", "chunk")}, reads=[dem_path])
 
         def make_report(tmp):
-            from selenite.terrain.report import attributes_section
+            from selenite.terrain.report import attributes_section_from_run
 
-            step = max(1, int(np.ceil(max(info_w_h(dem_path)) / 800)))
-            products = {a: _read_thin(run.path(f"{a}.tif"), step) for a in ATTRIBUTES}
-            am = json.loads(run.path("attributes.json").read_text())
-            write_report(tmp["report.html"], "selenite terrain attributes", [attributes_section(products, am)],
+            write_report(tmp["report.html"], "selenite terrain attributes", [attributes_section_from_run(run.root)],
                          str(dem_path))
 
         run.step("report", ["report.html"], make_report, reads=["attributes.json"])
     return run.root
 
-
-def info_w_h(path) -> tuple[int, int]:
-    i = raster_info(path)
-    return i.width, i.height
-
-
-def _read_thin(path, step: int) -> np.ndarray:
-    """A raster read at every ``step``-th pixel (decimated on reading: bounded memory for the report)."""
-    with rasterio.open(path) as ds:
-        out = ds.read(1, out_shape=(int(np.ceil(ds.height / step)), int(np.ceil(ds.width / step))),
-                      resampling=rasterio.enums.Resampling.nearest).astype(np.float64)
-        if ds.nodata is not None and not np.isnan(ds.nodata):
-            out[out == ds.nodata] = np.nan
-    return out
 
 
 def run_visibility(dem_path, out, cfg: TerrainConfig, *, far_dem=None, force: bool = False, progress=None):
@@ -167,8 +149,7 @@ def run_visibility(dem_path, out, cfg: TerrainConfig, *, far_dem=None, force: bo
         z, info = read_dem(dem_path)
         if not np.isfinite(z).any():
             raise InputError(f"the DEM {dem_path} holds no valid heights (all nodata)")
-        outputs = [f"{v}.tif" for v in VISIBILITY if v != "horizon" or cfg.write_horizon] + ["visibility.json",
-                                                                                              "report.html"]
+        outputs = [f"{v}.tif" for v in VISIBILITY if v != "horizon" or cfg.write_horizon] + ["visibility.json"]
 
         def make(tmp):
             import time
@@ -200,7 +181,9 @@ def run_visibility(dem_path, out, cfg: TerrainConfig, *, far_dem=None, force: bo
             notify("visibility", 1.0)
             kw = dict(crs=info.crs, transform=info.transform)
             if cfg.write_horizon:
+                # 360 int16 bands: no overviews, fast ZSTD with the horizontal predictor, all cores compressing
                 write_cog(tmp["horizon.tif"], hz, nodata=HORIZON_NODATA, dtype="int16", compress="ZSTD",
+                          overviews=False, options={"LEVEL": 1, "PREDICTOR": "YES", "NUM_THREADS": "ALL_CPUS"},
                           band_descriptions=[f"azimuth {a:g} deg" for a in azimuth_grid(cfg.azimuths)],
                           scale=HORIZON_SCALE, **kw)
             for name, arr in (("sun_visibility", vp.sun_pct), ("earth_visibility", vp.earth_pct),
@@ -220,16 +203,16 @@ def run_visibility(dem_path, out, cfg: TerrainConfig, *, far_dem=None, force: bo
                                                       / max(valid.sum() * cfg.azimuths, 1)),
                     "seconds": seconds}
             tmp["visibility.json"].write_text(canonical_json(meta) + "\n")
-            from selenite.terrain.report import visibility_section
-            from selenite.terrain.visibility import local_directions
-
-            rc, cc = z.shape[0] // 2, z.shape[1] // 2
-            el, azs = local_directions(info, [cc], [rc], [float(np.nan_to_num(z[rc, cc]))], sun.position_km)
-            hz_c = np.where(hz[:, rc, cc] == HORIZON_NODATA, np.nan, hz[:, rc, cc] * HORIZON_SCALE)
-            write_report(tmp["report.html"], "selenite terrain visibility",
-                         [visibility_section(vp, hz_c, (azs[:, 0], el[:, 0]), meta)], str(dem_path))
 
         run.step("visibility", outputs, make, reads=[dem_path] + ([far_dem] if far_dem is not None else []),
                  params={k: getattr(cfg, k) for k in ("azimuths", "start", "end", "step", "max_block",
                                                       "write_horizon", "far_res_m", "far_max_km", "far_node_m")})
+
+        def make_report(tmp):
+            from selenite.terrain.report import visibility_section_from_run
+
+            write_report(tmp["report.html"], "selenite terrain visibility",
+                         [visibility_section_from_run(run.root, dem_path)], str(dem_path))
+
+        run.step("report", ["report.html"], make_report, reads=["visibility.json"])
     return run.root

@@ -51,7 +51,64 @@ def attributes_section(products: dict[str, np.ndarray], meta: dict) -> Section:
     return sec
 
 
-def visibility_section(vp, hz_centre: np.ndarray, sun_path: tuple[np.ndarray, np.ndarray], meta: dict) -> Section:
+def _read_thin(path, side: int = 800) -> np.ndarray:
+    """A raster read decimated to at most ``side`` px (bounded memory whatever its size), nodata → NaN."""
+    import rasterio
+
+    with rasterio.open(path) as ds:
+        step = max(1, int(np.ceil(max(ds.width, ds.height) / side)))
+        out = ds.read(1, out_shape=(int(np.ceil(ds.height / step)), int(np.ceil(ds.width / step))),
+                      resampling=rasterio.enums.Resampling.nearest).astype(np.float64)
+        if ds.nodata is not None and not np.isnan(ds.nodata):
+            out[out == ds.nodata] = np.nan
+    return out
+
+
+def attributes_section_from_run(run_dir) -> Section:
+    import json
+    from pathlib import Path
+
+    from selenite.terrain.pipeline import ATTRIBUTES
+
+    run_dir = Path(run_dir)
+    meta = json.loads((run_dir / "attributes.json").read_text())
+    return attributes_section({a: _read_thin(run_dir / f"{a}.tif") for a in ATTRIBUTES}, meta)
+
+
+def visibility_section_from_run(run_dir, dem_path) -> Section:
+    """The visibility section from a run folder's files (the Sun's path recomputed for the centre pixel)."""
+    import json
+    from pathlib import Path
+
+    import rasterio
+
+    from selenite.geo.raster import raster_info, read_dem
+    from selenite.terrain.ephemeris import body_tracks, parse_time, time_grid
+    from selenite.terrain.horizon import HORIZON_NODATA, HORIZON_SCALE
+    from selenite.terrain.visibility import local_directions
+
+    run_dir = Path(run_dir)
+    meta = json.loads((run_dir / "visibility.json").read_text())
+    info = raster_info(dem_path)
+    rc, cc = info.height // 2, info.width // 2
+    z, _ = read_dem(dem_path, window=rasterio.windows.Window(cc, rc, 1, 1))
+    p = meta["period"]
+    times = time_grid(parse_time(p["start"]), parse_time(p["end"]), p["step_hours"])
+    sun, _ = body_tracks(times)
+    el, az = local_directions(info, [cc], [rc], [float(np.nan_to_num(z[0, 0]))], sun.position_km)
+    hz_c = None
+    if (run_dir / "horizon.tif").exists():
+        with rasterio.open(run_dir / "horizon.tif") as ds:
+            raw = ds.read(window=rasterio.windows.Window(cc, rc, 1, 1))[:, 0, 0]
+        hz_c = np.where(raw == HORIZON_NODATA, np.nan, raw * HORIZON_SCALE)
+    maps = {name: _read_thin(run_dir / f"{name}.tif") for name in
+            ("sun_visibility", "earth_visibility", "psr", "longest_dark_days", "longest_sun_days",
+             "sun_earth_longest_days")}
+    return visibility_section(maps, hz_c, (az[:, 0], el[:, 0]), meta)
+
+
+def visibility_section(maps: dict, hz_centre: np.ndarray | None, sun_path: tuple[np.ndarray, np.ndarray],
+                       meta: dict) -> Section:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -67,21 +124,21 @@ def visibility_section(vp, hz_centre: np.ndarray, sun_path: tuple[np.ndarray, np
         + ("Terrain beyond the DEM from the far-field DEM." if meta.get("far_field") else
            f"No far-field DEM: {100 * meta['horizon_unknown_fraction']:.1f} % of pixel-azimuths see no DEM ahead "
            "and count as a flat horizon."))
-    psr = np.where(vp.psr == 255, np.nan, vp.psr.astype(float))
-    sec.figures.append((_maps([("Sun visibility (%)", vp.sun_pct, "inferno"),
-                               ("Earth visibility (%)", vp.earth_pct, "cividis"),
-                               ("permanent shadow (1)", psr, "Greys"),
-                               ("longest darkness (days)", vp.longest_dark_days, "magma_r"),
-                               ("longest sunlight (days)", vp.longest_sun_days, "inferno"),
-                               ("longest Sun + Earth (days)", vp.sun_earth_longest_days, "viridis")]),
+    sec.figures.append((_maps([("Sun visibility (%)", maps["sun_visibility"], "inferno"),
+                               ("Earth visibility (%)", maps["earth_visibility"], "cividis"),
+                               ("permanent shadow (1)", maps["psr"], "Greys"),
+                               ("longest darkness (days)", maps["longest_dark_days"], "magma_r"),
+                               ("longest sunlight (days)", maps["longest_sun_days"], "inferno"),
+                               ("longest Sun + Earth (days)", maps["sun_earth_longest_days"], "viridis")]),
                         "Visibility products (maps thinned for display)."))
-    az = np.arange(len(hz_centre)) * 360.0 / len(hz_centre)
     fig, ax = plt.subplots(figsize=(8, 3))
-    ax.plot(az, hz_centre, "k-", lw=1, label="horizon at the DEM centre")
+    if hz_centre is not None:
+        az = np.arange(len(hz_centre)) * 360.0 / len(hz_centre)
+        ax.plot(az, hz_centre, "k-", lw=1, label="horizon at the DEM centre")
     ax.plot(sun_path[0], sun_path[1], ".", ms=1.5, color="orange", label="Sun centre over the period")
     ax.set_xlabel("azimuth (° clockwise from grid north)")
     ax.set_ylabel("elevation (°)")
     ax.set_xlim(0, 360)
     ax.legend(fontsize=8, loc="upper right")
-    sec.figures.append((figure_data_uri(fig), "Horizon of the centre pixel and the Sun's path across it."))
+    sec.figures.append((figure_data_uri(fig), "Horizon of the centre pixel and the Sun's path across its sky."))
     return sec
