@@ -124,4 +124,7 @@ def test_demo_with_a_relative_output_folder(tmp_path):
     assert proc.returncode == 0, proc.stderr
     report = (tmp_path / "d" / "report.html").read_text()
     assert "Synthetic world" in report and "data:image/png;base64," in report
+    for stage in ("Descent localisation", "Against the synthetic truth", "Terrain attributes",
+                  "Sunlight, Earth visibility and permanent shadow"):
+        assert stage in report, stage
     assert run_cli("verify", tmp_path / "d").returncode == 0

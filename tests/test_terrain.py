@@ -363,3 +363,23 @@ def test_visibility_run_writes_every_product_verifies_and_resumes(tmp_path):
     proc = run_cli("terrain", "visibility", "--dem", dem, "--start", "2026-01-01", "--end", "2026-01-05",
                    "--azimuths", "36", "--no-horizon-file", "--out", tmp_path / "v2")
     assert proc.returncode == 0 and not (tmp_path / "v2" / "horizon.tif").exists()
+
+
+def test_horizon_towards_a_conical_peak_is_its_apex_seen_over_the_curved_moon():
+    """Outside a cone of height H and base radius b, the steepest point towards the axis is the apex (the flank's
+    slope H/b is shallower than the line of sight's H/r for r > b): e = atan((H − r²/2R)/r)."""
+    from selenite.terrain.horizon import horizon_one
+
+    n, res, H, b = 801, 10.0, 1500.0, 1000.0
+    r, c = np.mgrid[0:n, 0:n].astype(float)
+    ctr = (n - 1) / 2
+    z = np.clip(H * (1 - np.hypot(r - ctr, c - ctr) * res / b), 0, None)
+    east = horizon_one(z, 90.0, res)            # observers west of the cone, looking east along a row
+    ne = horizon_one(z, 45.0, res)              # south-west of it, looking north-east along the diagonal
+    for k in (150, 220, 300):                   # pixels from the apex
+        d = k * res
+        assert east[400, 400 - k] == pytest.approx(np.degrees(np.arctan((H - d * d / (2 * MOON_RADIUS_M)) / d)),
+                                                   abs=0.006)
+        d = k * res * np.sqrt(2)
+        assert ne[400 + k, 400 - k] == pytest.approx(np.degrees(np.arctan((H - d * d / (2 * MOON_RADIUS_M)) / d)),
+                                                     abs=0.006)

@@ -35,15 +35,46 @@ def run_synth_world(cfg: WorldConfig, out: str | Path, *, force: bool = False, p
 def run_demo(out: str | Path, *, seed: int = 1, preset: str = "demo", force: bool = False,
              progress: Notify | None = None) -> Path:
     """The demo: synthetic world, then every stage that has landed; returns the path of report.html."""
+    from selenite.locate.config import LocateConfig
+    from selenite.locate.config import confs as locate_confs
+    from selenite.locate.pipeline import run_locate
+    from selenite.locate.report import locate_section_from_run
     from selenite.report.world import world_section
+    from selenite.terrain.config import TerrainConfig
+    from selenite.terrain.config import confs as terrain_confs
+    from selenite.terrain.pipeline import run_attributes, run_visibility
+    from selenite.terrain.report import attributes_section_from_run, visibility_section_from_run
 
     out = Path(out)
     cfg = resolve_config(WorldConfig, confs, stage="synth", preset=preset, overrides={"seed": seed})
     with Run(out, command="demo", params={"seed": seed, "preset": preset}, force=force) as run:
         world = run_synth_world(cfg, out / "world", force=force, progress=progress)
-        sections = lambda: [world_section(world)]  # noqa: E731 - stages append their sections here
+        dem = world / "dem.tif"
+        # terrain: attributes, and a year of sunlight / Earth visibility on the world's DEM
+        tcfg = resolve_config(TerrainConfig, terrain_confs, stage="terrain", preset="year", overrides={"azimuths": 90})
+        run_attributes(dem, out / "terrain_attributes", tcfg, force=force, progress=progress)
+        run_visibility(dem, out / "terrain_visibility", tcfg, force=force, progress=progress)
+        reads = ["world/report.html", "terrain_attributes/attributes.json", "terrain_visibility/visibility.json"]
+        truth = world / "descent" / "truth.json"
+        if cfg.descent.enabled:
+            # the descent located on the orbital map; the first frame's altitude as a lander's altimeter gives it
+            alt0 = json.loads(truth.read_text())["frames"][0]["altitude_m"]
+            lcfg = resolve_config(LocateConfig, locate_confs, stage="locate", preset="default",
+                                  overrides={"start_altitude_m": round(alt0, 1)})
+            run_locate(world / "descent" / "frames", world / "orbital_map.tif", world / "descent" / "camera.json",
+                       out / "locate", lcfg, force=force, progress=progress)
+            reads.append("locate/landing.json")
+
+        def sections():
+            secs = [world_section(world)]
+            if cfg.descent.enabled:
+                secs.append(locate_section_from_run(out / "locate", truth))
+            secs += [attributes_section_from_run(out / "terrain_attributes"),
+                     visibility_section_from_run(out / "terrain_visibility", dem)]
+            return secs
+
         run.step("report", ["report.html"],
                  lambda tmp: write_report(tmp["report.html"], "selenite demo", sections(),
                                           subtitle=f"synthetic world, seed {seed}, preset {preset}"),
-                 reads=["world/report.html"])
+                 reads=reads)
     return out / "report.html"

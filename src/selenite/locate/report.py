@@ -38,3 +38,24 @@ def locate_section(landing: dict, man: dict, search: dict, fine: dict, finfo: di
     sec.figures.append((png_data_uri(Path(traj_png).read_bytes()), "Reconstructed trajectory, altitude and GSD."))
     sec.figures.append((png_data_uri(Path(fix_png).read_bytes()), "Coarse and fine landing fixes on the DOM."))
     return sec
+
+
+def locate_section_from_run(run_dir, truth_path=None) -> Section:
+    """The section from a finished run folder's files; with a truth file, the errors are added."""
+    import json
+
+    run_dir = Path(run_dir)
+    read = lambda rel: json.loads((run_dir / rel).read_text())  # noqa: E731
+    sec = locate_section(read("landing.json"), read("maneuvers.json"), read("search.json"), read("work/fine.json"),
+                         read("frames.json"), run_dir / "trajectory.png", run_dir / "map_fix.png")
+    if truth_path is not None:
+        from selenite.locate.evaluate import evaluate_run
+
+        ev = evaluate_run(run_dir, truth_path)
+        sec.paragraphs.append(f"Against the synthetic truth: stated 1-σ {ev['sigma_m']:.2f} m, fine error within it: "
+                              f"{ev['within_1_sigma']}.")
+        rows = [[name.replace("_", " "), f"{ev[name]['error_m']:.3f}",
+                 f"{ev[name]['error_px']:.3f}" if "error_px" in ev[name] else "-"]
+                for name in ("coarse", "before_bundle_adjustment", "bundle_adjustment", "fine") if name in ev]
+        sec.tables.append((["fix", "error (m)", "error (DOM px)"], rows))
+    return sec
