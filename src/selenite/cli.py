@@ -381,11 +381,14 @@ def bench_terrain(
     work: Annotated[Path, typer.Option("--work", help="Folder for the DEMs and runs (kept).")],
     sizes: Annotated[list[int] | None, typer.Option("--size", help="DEM sizes (px, repeatable).")] = None,
     azimuths: Annotated[list[int] | None, typer.Option("--azimuths", help="Azimuth counts (repeatable).")] = None,
+    attributes_size: Annotated[int, typer.Option(help="Side (px) of the DEM streamed through the attributes; "
+                                                 "0 skips it.")] = 8192,
     output: Annotated[Path, typer.Option("--output", help="Benchmarks file to update.")] = Path("docs/benchmarks.md"),
 ) -> None:
-    """Horizons + a year of Sun/Earth visibility: time and memory by DEM size and azimuth count."""
+    """Horizons + a year of Sun/Earth visibility: time and memory by DEM size and azimuth count; attributes
+    streamed over a large DEM."""
     from selenite.bench.record import machine_line, update_section
-    from selenite.bench.terrain import run_terrain_case, terrain_markdown
+    from selenite.bench.terrain import attributes_markdown, run_attributes_case, run_terrain_case, terrain_markdown
 
     work.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -394,7 +397,13 @@ def bench_terrain(
             say(f"case {n}² × {a} azimuths …")
             rows.append(run_terrain_case(work, n, a))
             say(json.dumps(rows[-1]))
-    update_section(output, "terrain", terrain_markdown(rows, machine_line()))
+    body = terrain_markdown(rows, machine_line())
+    if attributes_size:
+        say(f"attributes of a {attributes_size}² DEM …")
+        ar = run_attributes_case(work, attributes_size)
+        say(json.dumps(ar))
+        body += "\n\n" + attributes_markdown(ar)
+    update_section(output, "terrain", body)
     say(f"updated {output}")
 
 

@@ -31,6 +31,38 @@ def polar_dem(path: Path, n: int, seed: int = 7, lon: float = 45.0, lat: float =
     return path
 
 
+def wavy_dem(path: Path, n: int, lon: float = 45.0, lat: float = -87.0) -> Path:
+    """A large smooth DEM (sum of sines, written in row blocks) for the streaming benchmark of the attributes."""
+    import numpy as np
+    import rasterio
+
+    crs = as_crs("IAU_2015:30135")
+    x0, y0 = lonlat_to_map(crs, lon, lat)
+    profile = dict(driver="GTiff", width=n, height=n, count=1, dtype="float32", tiled=True, blockxsize=512,
+                   blockysize=512, compress="DEFLATE", crs=rasterio.crs.CRS.from_wkt(crs.to_wkt()), nodata=-32768.0,
+                   transform=Affine(PIXEL_M, 0, x0 - n * PIXEL_M / 2, 0, -PIXEL_M, y0 + n * PIXEL_M / 2),
+                   BIGTIFF="IF_SAFER")
+    cols = np.arange(n) * PIXEL_M
+    with rasterio.open(path, "w", **profile) as dst:
+        for r0 in range(0, n, 512):
+            rows = (np.arange(r0, min(r0 + 512, n)) * PIXEL_M)[:, None]
+            z = (300 * np.sin(cols / 3000.0) * np.cos(rows / 4100.0) + 20 * np.sin(cols / 170.0 + rows / 230.0))
+            dst.write(z.astype("float32"), 1, window=rasterio.windows.Window(0, r0, n, z.shape[0]))
+    return path
+
+
+def run_attributes_case(work: Path, n: int) -> dict:
+    dem = work / f"wavy_{n}.tif"
+    if not dem.exists():
+        wavy_dem(dem, n)
+    out = work / f"attr_{n}"
+    args = [sys.executable, "-m", "selenite", "terrain", "attributes", "--dem", str(dem), "--out", str(out),
+            "--force"]
+    code, wall, rss, tail = _run_child(args)
+    return {"size": n, "wall_s": wall, "peak_rss_mib": rss, "dem_mib": n * n * 4 / 2**20,
+            **({"error": tail} if code else {})}
+
+
 def run_terrain_case(work: Path, n: int, azimuths: int) -> dict:
     dem = work / f"dem_{n}.tif"
     if not dem.exists():
@@ -48,18 +80,35 @@ def run_terrain_case(work: Path, n: int, azimuths: int) -> dict:
             "psr_pct": 100 * meta["psr_fraction"], "sun_pct": meta["sun_visibility_mean_pct"]}
 
 
+def attributes_markdown(r: dict) -> str:
+    if "error" in r:
+        return f"Attributes of a {r['size']}² DEM: failed ({r['error']})."
+    return (f"**Attributes streamed** (`selenite terrain attributes`, chunks of 2048² with halo, six COGs): a "
+            f"{r['size']:,} × {r['size']:,} px float32 DEM ({r['dem_mib']:,.0f} MiB) took {r['wall_s']:.0f} s with a "
+            f"peak RSS of {r['peak_rss_mib']:,.0f} MiB.")
+
+
 def terrain_markdown(rows: list[dict], machine: str) -> str:
     lines = ["## Terrain: horizons and a year of Sun/Earth visibility (`selenite bench terrain`)", "",
              f"Machine: {machine}. Each row is one `selenite terrain visibility --preset year` process (2026, 6 h "
              "steps: 1460 instants) on a synthetic cratered DEM of 5 m pixels near 89.2°S; wall time includes "
              "start-up and writing every COG (the 360-band int16 `horizon.tif` too); peak RSS of the process.",
-             "", "| DEM | azimuths | wall s | horizons s | ephemeris s | visibility s | write s | peak RSS MiB "
-             "| PSR % | mean Sun % |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "", "| DEM | azimuths | wall s | horizons s | ephemeris s | visibility s | computed s | write s "
+             "| peak RSS MiB | PSR % | mean Sun % |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    target = None
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['size']}² | {r['azimuths']} | failed: {r['error']} | | | | | | | |")
+            lines.append(f"| {r['size']}² | {r['azimuths']} | failed: {r['error']} | | | | | | | | |")
             continue
+        comp = r["horizons_s"] + r["ephemeris_s"] + r["visibility_s"]
+        if r["size"] == 2048 and r["azimuths"] == 360:
+            target = (comp, r["wall_s"])
         lines.append(f"| {r['size']}² | {r['azimuths']} | {r['wall_s']:.1f} | {r['horizons_s']:.1f} | "
-                     f"{r['ephemeris_s']:.1f} | {r['visibility_s']:.1f} | {r['write_s']:.1f} | "
+                     f"{r['ephemeris_s']:.1f} | {r['visibility_s']:.1f} | {comp:.1f} | {r['write_s']:.1f} | "
                      f"{r['peak_rss_mib']:.0f} | {r['psr_pct']:.2f} | {r['sun_pct']:.1f} |")
+    if target:
+        verdict = "met" if target[0] <= 60 else "not met"
+        lines += ["", f"Target (2048², 360 azimuths, horizons + a year of Sun/Earth visibility ≤ 60 s on 2 cores): "
+                      f"{verdict} for the computation ({target[0]:.1f} s); the whole command, writing the 3 GB "
+                      f"`horizon.tif` and every product, took {target[1]:.1f} s."]
     return "\n".join(lines)

@@ -28,6 +28,8 @@ import numpy as np
 
 from selenite.geo.crs import MOON_RADIUS_M
 
+# fast-math without the no-NaN / no-infinity assumptions (NaN marks unknown heights and horizons)
+FAST = {"nsz", "arcp", "contract", "afn", "reassoc"}
 HORIZON_SCALE = 0.01        # degrees per stored unit (int16 centidegrees)
 HORIZON_NODATA = -32768
 
@@ -108,37 +110,32 @@ def _sweep_lines(z, lines, dm, dn, res, radius, o_lo):
                 top[kk] = tp
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, cache=True, fastmath=FAST)
 def _lines_to_pixels(lines, out, z, t, o_lo, scale, nodata):
     """Pixel (i, j) lies between lines floor(j − i·t) and the next: its horizon is interpolated between them and
-    stored as int16 (degrees / scale)."""
+    stored as int16 (degrees / scale). Branch-light, so that the loop over j vectorises."""
     n0, n1 = out.shape
     n_lines = lines.shape[1]
+    inv = 1.0 / scale
     for i in numba.prange(n0):
+        row = lines[i]
         for j in range(n1):
-            if not (z[i, j] == z[i, j]):
-                out[i, j] = nodata
-                continue
             o = j - i * t
-            o1 = int(math.floor(o))
-            f = o - o1
-            if f > 1.0 - 1e-9:
-                o1 += 1
-                f = 0.0
-            k = o1 - o_lo
-            a = lines[i, k] if 0 <= k < n_lines else np.nan
+            o1 = int(math.floor(o + 1e-9))
+            f = max(o - o1, 0.0)
+            k = min(max(o1 - o_lo, 0), n_lines - 2)
+            a = row[k]
+            b = row[k + 1]
+            a_ok = a == a
+            b_ok = b == b
+            # both known: interpolate; one known: take it when the pixel is on its side of the middle
+            v = (1.0 - f) * a + f * b
+            if not (a_ok and b_ok):
+                v = a if (a_ok and (f < 0.5 or f < 1e-9)) else (b if (b_ok and f > 0.5) else np.nan)
             if f < 1e-9:
                 v = a
-            else:
-                b = lines[i, k + 1] if 0 <= k + 1 < n_lines else np.nan
-                if a == a and b == b:
-                    v = (1.0 - f) * a + f * b
-                elif a == a:
-                    v = a if f < 0.5 else np.nan
-                else:
-                    v = b if f > 0.5 else np.nan
-            if v == v:
-                out[i, j] = np.int16(round(_atan_deg(v) / scale))
+            if v == v and z[i, j] == z[i, j]:
+                out[i, j] = np.int16(math.floor(_atan_deg(v) * inv + 0.5))
             else:
                 out[i, j] = nodata
 
@@ -159,7 +156,7 @@ def horizon_direction(azimuth_deg: float, sign_x: float = 1.0, sign_y: float = -
 def _horizon_into(z: np.ndarray, zt: np.ndarray, azimuth_deg: float, res_m: float, out: np.ndarray, sign_x: float,
                   sign_y: float, radius_m: float, buf: dict) -> None:
     """One azimuth into ``out`` (int16, z's shape). ``zt`` is z transposed and contiguous: directions closer to
-    the rows are swept on it (contiguous memory), and the result transposed back."""
+    the rows are swept on it (contiguous memory)."""
     dc, dr = horizon_direction(azimuth_deg, sign_x, sign_y)
     if abs(dc) >= abs(dr):       # columns are the major axis: sweep the transposed DEM
         zz, dm, dn = zt, dc, dr
@@ -175,13 +172,8 @@ def _horizon_into(z: np.ndarray, zt: np.ndarray, azimuth_deg: float, res_m: floa
         buf["key"], buf["lines"] = key, np.empty(key, np.float32)
     lines = buf["lines"]
     _sweep_lines(zz, lines, dm, dn, float(res_m), float(radius_m), o_lo)
-    if zz is z:
-        _lines_to_pixels(lines, out, zz, t, o_lo, HORIZON_SCALE, HORIZON_NODATA)
-    else:
-        if buf.get("tout") is None or buf["tout"].shape != zz.shape:
-            buf["tout"] = np.empty(zz.shape, np.int16)
-        _lines_to_pixels(lines, buf["tout"], zz, t, o_lo, HORIZON_SCALE, HORIZON_NODATA)
-        out[...] = buf["tout"].T
+    # the transposed case writes through a transposed view: as fast here as a contiguous write, and no copy
+    _lines_to_pixels(lines, out if zz is z else out.T, zz, t, o_lo, HORIZON_SCALE, HORIZON_NODATA)
 
 
 def horizon_one(z: np.ndarray, azimuth_deg: float, res_m: float, *, sign_x: float = 1.0, sign_y: float = -1.0,
