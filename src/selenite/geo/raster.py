@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+import rasterio.shutil
 from affine import Affine
 from pyproj import CRS
 from rasterio.errors import NotGeoreferencedWarning, RasterioIOError
@@ -175,6 +176,13 @@ def open_dataarray(path: str | Path, chunks: int | dict | str = 1024):
         raise RasterError(f"cannot read {p} as a raster") from None
 
 
+def _describe(dst, scale: float | None, band_descriptions: list[str] | None) -> None:
+    if scale is not None:
+        dst.scales = [scale] * dst.count
+    for i, desc in enumerate(band_descriptions or [], start=1):
+        dst.set_band_description(i, desc)
+
+
 def write_cog(
     path: str | Path, data: np.ndarray, *, crs: object, transform: Affine, nodata: float | None = None,
     dtype: str | None = None, band_descriptions: list[str] | None = None, compress: str = "DEFLATE",
@@ -188,18 +196,29 @@ def write_cog(
     dtype = dtype or arr.dtype.name
     if nodata is not None and np.issubdtype(np.dtype(dtype), np.floating):
         arr = np.where(np.isnan(arr), nodata, arr)
-    profile = dict(
-        driver="COG", width=arr.shape[2], height=arr.shape[1], count=arr.shape[0], dtype=dtype,
-        crs=rasterio.crs.CRS.from_wkt(as_crs(crs).to_wkt()), transform=transform, nodata=nodata,
-        compress=compress, BLOCKSIZE=512,
-        OVERVIEWS="AUTO" if overviews and min(arr.shape[1:]) > 1024 else "NONE", **(options or {}),
-    )
+    crs_rio = rasterio.crs.CRS.from_wkt(as_crs(crs).to_wkt())
+    cog_options = dict(compress=compress, BLOCKSIZE=512,
+                       OVERVIEWS="AUTO" if overviews and min(arr.shape[1:]) > 1024 else "NONE", **(options or {}))
     with atomic_path(path) as tmp:
-        with rasterio.open(tmp, "w", **profile) as dst:
-            dst.write(arr.astype(dtype))
-            if scale is not None:
-                dst.scales = [scale] * arr.shape[0]
-            if band_descriptions:
-                for i, desc in enumerate(band_descriptions, start=1):
-                    dst.set_band_description(i, desc)
+        if arr.nbytes <= 256 * 2**20:
+            profile = dict(driver="COG", width=arr.shape[2], height=arr.shape[1], count=arr.shape[0], dtype=dtype,
+                           crs=crs_rio, transform=transform, nodata=nodata, **cog_options)
+            with rasterio.open(tmp, "w", **profile) as dst:
+                dst.write(arr.astype(dtype, copy=False))
+                _describe(dst, scale, band_descriptions)
+        else:
+            # large: band by band into a tiled GeoTIFF on disk, then GDAL's COG copy streams it (no in-memory
+            # copy of the whole raster)
+            stage = Path(str(tmp) + ".stage.tif")
+            try:
+                with rasterio.open(stage, "w", driver="GTiff", width=arr.shape[2], height=arr.shape[1],
+                                   count=arr.shape[0], dtype=dtype, crs=crs_rio, transform=transform, nodata=nodata,
+                                   tiled=True, blockxsize=512, blockysize=512, compress="NONE",
+                                   BIGTIFF="YES") as dst:
+                    for b in range(arr.shape[0]):
+                        dst.write(arr[b].astype(dtype, copy=False), b + 1)
+                    _describe(dst, scale, band_descriptions)
+                rasterio.shutil.copy(stage, tmp, driver="COG", **cog_options)
+            finally:
+                stage.unlink(missing_ok=True)
     return Path(path)

@@ -99,6 +99,22 @@ def compute_attributes(dem_path, outputs: dict, cfg: TerrainConfig, notify=lambd
     return {"window_px": n, "baseline_m": (n - 1) * res, "pixel_m": res}
 
 
+def write_band_stack(path, hz: np.ndarray, info, descriptions: list[str]) -> None:
+    """The horizons as a tiled GeoTIFF (int16 centidegrees, scale 0.01, one band per azimuth), written band by
+    band (band-interleaved) with fast ZSTD on every core. Not a COG: GDAL's COG copy of 360 bands doubles the
+    writing time and holds another copy in memory (measured for a 2048² DEM: 24–41 s and 6.3–9.1 GB peak for the
+    run against 9.5 s and 4.9 GB)."""
+    profile = dict(driver="GTiff", width=hz.shape[2], height=hz.shape[1], count=hz.shape[0], dtype="int16",
+                   crs=rasterio.crs.CRS.from_wkt(info.crs.to_wkt()), transform=info.transform,
+                   nodata=HORIZON_NODATA, tiled=True, blockxsize=512, blockysize=512, interleave="band",
+                   compress="ZSTD", zstd_level=1, predictor=2, num_threads="ALL_CPUS", BIGTIFF="IF_SAFER")
+    with rasterio.open(path, "w", **profile) as dst:
+        for b in range(hz.shape[0]):
+            dst.write(hz[b], b + 1)
+            dst.set_band_description(b + 1, descriptions[b])
+        dst.scales = [HORIZON_SCALE] * hz.shape[0]
+
+
 def run_attributes(dem_path, out, cfg: TerrainConfig, *, force: bool = False, progress=None):
     notify = progress or (lambda s, f: None)
     params = {"config": cfg.model_dump(mode="json"), "dem": str(dem_path)}
@@ -181,11 +197,8 @@ def run_visibility(dem_path, out, cfg: TerrainConfig, *, far_dem=None, force: bo
             notify("visibility", 1.0)
             kw = dict(crs=info.crs, transform=info.transform)
             if cfg.write_horizon:
-                # 360 int16 bands: no overviews, fast ZSTD with the horizontal predictor, all cores compressing
-                write_cog(tmp["horizon.tif"], hz, nodata=HORIZON_NODATA, dtype="int16", compress="ZSTD",
-                          overviews=False, options={"LEVEL": 1, "PREDICTOR": "YES", "NUM_THREADS": "ALL_CPUS"},
-                          band_descriptions=[f"azimuth {a:g} deg" for a in azimuth_grid(cfg.azimuths)],
-                          scale=HORIZON_SCALE, **kw)
+                write_band_stack(tmp["horizon.tif"], hz, info,
+                                 [f"azimuth {a:g} deg" for a in azimuth_grid(cfg.azimuths)])
             for name, arr in (("sun_visibility", vp.sun_pct), ("earth_visibility", vp.earth_pct),
                               ("longest_dark_days", vp.longest_dark_days), ("longest_sun_days", vp.longest_sun_days),
                               ("sun_earth_longest_days", vp.sun_earth_longest_days)):
