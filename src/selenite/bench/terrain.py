@@ -92,7 +92,9 @@ def terrain_markdown(rows: list[dict], machine: str) -> str:
     lines = ["## Terrain: horizons and a year of Sun/Earth visibility (`selenite bench terrain`)", "",
              f"Machine: {machine}. Each row is one `selenite terrain visibility --preset year` process (2026, 6 h "
              "steps: 1460 instants) on a synthetic cratered DEM of 5 m pixels near 89.2°S; wall time includes "
-             "start-up and writing every COG (the 360-band int16 `horizon.tif` too); peak RSS of the process.",
+             "start-up, writing every product (the int16 `horizon.tif`, one band per azimuth, too), checksums and "
+             "the report; peak RSS of the process. Horizons grow with pixels × azimuths, visibility with pixels × "
+             "instants.",
              "", "| DEM | azimuths | wall s | horizons s | ephemeris s | visibility s | computed s | write s "
              "| peak RSS MiB | PSR % | mean Sun % |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     target = None
