@@ -17,6 +17,11 @@ class TerrainConfig(StageConfig):
     max_block: int = Field(512, ge=16)              # linearisation blocks of the Sun/Earth directions (px)
     threads: int = Field(2, ge=1)
     write_horizon: bool = True
+    # DEMs whose horizons do not fit in memory (or with tile > 0): tiles of `tile` px swept with a halo of `halo`
+    # px at full resolution, the rest of the DEM (decimated to far_res_m) and --far-dem as the far field
+    tile: int = Field(0, ge=0)
+    halo: int = Field(1024, ge=0)
+    max_horizon_gb: float = Field(6.0, gt=0)
     # far field (with --far-dem): coarse grid, reach and observer-node spacing
     far_res_m: float = Field(250.0, gt=0)
     far_max_km: float = Field(150.0, gt=0)

@@ -4,7 +4,8 @@ At the lunar south pole the horizon that decides the light is often a massif ten
 a high-resolution tile. The far DEM is resampled (bilinear) onto a coarse grid in the tile's projection that
 extends ``far_max_km`` beyond the tile; inside the tile's footprint the grid holds the tile's own block means. For
 every block of ``block`` × ``block`` tile pixels and every azimuth, a ray is marched over the coarse grid from where
-it leaves the tile to ``far_max_km`` (step: half a coarse cell), and the point of largest elevation angle seen
+it leaves the tile (plus 0.75 coarse cell, past the cells straddling the tile's edge) to ``far_max_km`` (step:
+half a coarse cell), and the point of largest elevation angle seen
 from the block centre is kept. Each tile pixel then sees that point from its own height and its own offset along
 the ray, and its horizon is raised to it where higher (the near field, inside the tile, is the exact sweep of
 :mod:`selenite.terrain.horizon`). Curvature is included as in the sweep.
@@ -46,7 +47,9 @@ def _far_tangents(coarse, c_x0, c_y0, c_res, obs_x, obs_y, obs_h, dirs, exit_d, 
             best = -1e30
             bh = np.nan
             bd = np.nan
-            d = max(exit_d[b, a], step)      # at least one step out: no division by zero at the edge
+            # start 1.5 steps (0.75 coarse cell) past the near field's edge: the coarse cells straddling that edge
+            # carry the near field's own heights up to half a cell beyond it, which must not count twice
+            d = exit_d[b, a] + 1.5 * step
             while d <= max_d:
                 x = obs_x[b] + dirs[a, 0] * d * k_map
                 y = obs_y[b] + dirs[a, 1] * d * k_map
@@ -115,22 +118,26 @@ def _apply_far(hz_band, z, node_a, node_b, a, step, n_nc, scale, nodata):
 
 
 def _exit_distance(x, y, ux, uy, bounds) -> float:
-    """Map distance from (x, y) inside the rectangle to its edge along (ux, uy)."""
+    """Map distance along (ux, uy) from (x, y) to where the ray leaves the rectangle for good (slab method);
+    0 when it never crosses it. Nodes may lie just outside the rectangle (the last row and column of nodes)."""
     left, bottom, right, top = bounds
-    ts = []
-    if ux > 1e-12:
-        ts.append((right - x) / ux)
-    elif ux < -1e-12:
-        ts.append((left - x) / ux)
-    if uy > 1e-12:
-        ts.append((top - y) / uy)
-    elif uy < -1e-12:
-        ts.append((bottom - y) / uy)
-    return max(min(ts), 0.0)
+    t0, t1 = -np.inf, np.inf
+    for p, u, lo, hi in ((x, ux, left, right), (y, uy, bottom, top)):
+        if abs(u) < 1e-12:
+            if p < lo or p > hi:
+                return 0.0
+            continue
+        a, b = (lo - p) / u, (hi - p) / u
+        t0, t1 = max(t0, min(a, b)), min(t1, max(a, b))
+    return float(t1) if t1 >= max(t0, 0.0) else 0.0
 
 
-def coarse_grid(z: np.ndarray, info: RasterInfo, far_dem, res_m: float, margin_m: float):
-    """Heights on a coarse grid in the tile's CRS: the far DEM resampled, the tile's block means inside it."""
+def coarse_grid(near: list, info: RasterInfo, sources: list, res_m: float, margin_m: float):
+    """Heights on a coarse grid in ``info``'s CRS reaching ``margin_m`` beyond its bounds.
+
+    ``near``: (heights, RasterInfo) pairs block-averaged onto the grid first (the near-field DEM itself, so the
+    grid agrees with it where they overlap); ``sources``: further DEMs, paths or (heights, RasterInfo) pairs,
+    resampled bilinearly, each filling only what the previous ones left empty (best first)."""
     left, bottom, right, top = info.bounds
     left, bottom, right, top = left - margin_m, bottom - margin_m, right + margin_m, top + margin_m
     nc = int(np.ceil((right - left) / res_m))
@@ -138,24 +145,37 @@ def coarse_grid(z: np.ndarray, info: RasterInfo, far_dem, res_m: float, margin_m
     transform = rasterio.transform.from_origin(left, top, res_m, res_m)
     dst_crs = rasterio.crs.CRS.from_wkt(info.crs.to_wkt())
     grid = np.full((nr, nc), np.nan, np.float32)
-    fz, finfo = read_dem(far_dem)
-    reproject(fz.astype(np.float32), grid, src_transform=finfo.transform,
-              src_crs=rasterio.crs.CRS.from_wkt(finfo.crs.to_wkt()), dst_transform=transform, dst_crs=dst_crs,
-              src_nodata=np.nan, dst_nodata=np.nan, resampling=Resampling.bilinear)
-    own = np.full((nr, nc), np.nan, np.float32)
-    reproject(z.astype(np.float32), own, src_transform=info.transform, src_crs=dst_crs, dst_transform=transform,
-              dst_crs=dst_crs, src_nodata=np.nan, dst_nodata=np.nan, resampling=Resampling.average)
-    grid = np.where(np.isfinite(own), own, grid)
+    layers = [(a, i, Resampling.average) for a, i in near]
+    for src in sources:
+        a, i = read_dem(src) if not isinstance(src, tuple) else src
+        layers.append((a, i, Resampling.bilinear))
+    for a, i, how in layers:
+        parts = []
+        # bilinear warping spills up to a source pixel past the data's edge: keep it only where nearest-neighbour
+        # resampling (which does not spill) has data
+        for method in (how, Resampling.nearest):
+            part = np.full((nr, nc), np.nan, np.float32)
+            reproject(np.asarray(a, np.float32), part, src_transform=i.transform,
+                      src_crs=rasterio.crs.CRS.from_wkt(i.crs.to_wkt()), dst_transform=transform, dst_crs=dst_crs,
+                      src_nodata=np.nan, dst_nodata=np.nan, resampling=method)
+            parts.append(part)
+        part = np.where(np.isfinite(parts[1]), parts[0], np.nan)
+        grid = np.where(np.isfinite(grid), grid, part)
     return grid, left + res_m / 2, top - res_m / 2
 
 
 def apply_far_field(hz: np.ndarray, z: np.ndarray, info: RasterInfo, res_true: float, sign_x: float,
                     sign_y: float, far_dem, *, far_res_m: float = 250.0, far_max_km: float = 150.0,
-                    node_m: float = 160.0, radius_m: float = MOON_RADIUS_M) -> dict:
-    """Raise the stored horizons ``hz`` (int16 centidegrees, (n_az, rows, cols)) in place to the far field."""
+                    node_m: float = 160.0, radius_m: float = MOON_RADIUS_M, near=None) -> dict:
+    """Raise the stored horizons ``hz`` (int16 centidegrees, (n_az, rows, cols) over ``z``) in place to the far
+    field. ``far_dem``: a path, a (heights, RasterInfo) pair or a list of them (best first). ``near``: the
+    (heights, RasterInfo) of the near field the horizons were swept over when it is larger than ``z`` (a tile
+    with its halo); rays start where they leave it."""
     k_map = abs(info.transform.a) / res_true
     max_d = far_max_km * 1000.0
-    grid, gx0, gy0 = coarse_grid(z, info, far_dem, far_res_m, max_d * k_map + 2 * far_res_m)
+    near = near or (z, info)
+    sources = far_dem if isinstance(far_dem, list) else [far_dem]
+    grid, gx0, gy0 = coarse_grid([near], near[1], sources, far_res_m, max_d * k_map + 2 * far_res_m)
     h, w = z.shape
     step = max(int(round(node_m / res_true)), 2)
     n_nr, n_nc = (h - 1) // step + 2, (w - 1) // step + 2          # nodes every `step` px, beyond the last pixel
@@ -166,9 +186,9 @@ def apply_far_field(hz: np.ndarray, z: np.ndarray, info: RasterInfo, res_true: f
     n_az = hz.shape[0]
     az = azimuth_grid(n_az)
     dirs = np.column_stack([np.sin(np.radians(az)), np.cos(np.radians(az))])
-    bounds = info.bounds
-    exit_d = np.array([[_exit_distance(min(max(x, bounds[0]), bounds[2]), min(max(y, bounds[1]), bounds[3]), ux, uy,
-                                       bounds) / k_map for ux, uy in dirs] for x, y in zip(nx, ny, strict=True)])
+    bounds = near[1].bounds
+    exit_d = np.array([[_exit_distance(x, y, ux, uy, bounds) / k_map for ux, uy in dirs]
+                       for x, y in zip(nx, ny, strict=True)])
     far_h = np.empty((len(nx), n_az))
     far_d = np.empty((len(nx), n_az))
     _far_tangents(grid.astype(np.float64), gx0, gy0, far_res_m, nx, ny, href, dirs, exit_d, max_d,

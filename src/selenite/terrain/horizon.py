@@ -198,16 +198,22 @@ def azimuth_grid(n: int) -> np.ndarray:
 
 
 def horizons(z: np.ndarray, n_azimuths: int, res_m: float, *, sign_x: float = 1.0, sign_y: float = -1.0,
-             radius_m: float = MOON_RADIUS_M, notify=None) -> np.ndarray:
+             radius_m: float = MOON_RADIUS_M, notify=None, crop: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """Horizons in ``n_azimuths`` bands as int16 centidegrees, shape (n, rows, cols); HORIZON_NODATA where
-    unknown (observer nodata, or no DEM ahead)."""
-    out = np.empty((n_azimuths, *z.shape), np.int16)
+    unknown (observer nodata, or no DEM ahead). ``crop`` = (r0, r1, c0, c1) keeps only that part of the DEM's
+    horizons (a tile swept with its halo)."""
     z = np.ascontiguousarray(z, dtype=np.float64)
     zt = np.ascontiguousarray(z.T)
+    r0, r1, c0, c1 = crop or (0, z.shape[0], 0, z.shape[1])
+    out = np.empty((n_azimuths, r1 - r0, c1 - c0), np.int16)
+    full = None if crop is None else np.empty(z.shape, np.int16)
     buf: dict = {}
     for k, a in enumerate(azimuth_grid(n_azimuths)):
-        _horizon_into(z, zt, float(a), res_m, out[k], sign_x, sign_y, radius_m, buf)
+        if full is None:
+            _horizon_into(z, zt, float(a), res_m, out[k], sign_x, sign_y, radius_m, buf)
+        else:
+            _horizon_into(z, zt, float(a), res_m, full, sign_x, sign_y, radius_m, buf)
+            out[k] = full[r0:r1, c0:c1]
         if notify is not None:
             notify("horizons", (k + 1) / n_azimuths)
     return out
-

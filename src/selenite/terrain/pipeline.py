@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
 import rasterio
@@ -116,6 +117,7 @@ def write_band_stack(path, hz: np.ndarray, info, descriptions: list[str]) -> Non
 
 
 def run_attributes(dem_path, out, cfg: TerrainConfig, *, force: bool = False, progress=None):
+    dem_path = Path(dem_path).resolve()        # step reads are resolved against the run folder otherwise
     notify = progress or (lambda s, f: None)
     params = {"config": cfg.model_dump(mode="json"), "dem": str(dem_path)}
     with Run(out, command="terrain attributes", params=params, force=force) as run:
@@ -145,19 +147,23 @@ def run_visibility(dem_path, out, cfg: TerrainConfig, *, far_dem=None, force: bo
     """Horizons (raised to the terrain of ``far_dem`` beyond the DEM's edge when given), then Sun/Earth
     visibility, PSR and the longest dark / lit / Sun+Earth periods."""
     notify = progress or (lambda s, f: None)
+    dem_path = Path(dem_path).resolve()        # step reads are resolved against the run folder otherwise
+    far_dem = None if far_dem is None else Path(far_dem).resolve()
     info = raster_info(dem_path)
     res, sx, sy = A.check_grid(info)
     start, end = parse_time(cfg.start), parse_time(cfg.end)
     step_h = parse_step_hours(cfg.step)
     times = time_grid(start, end, step_h)
-    need = info.width * info.height * (cfg.azimuths * 2 + 8 * 8)
-    if need > 12e9:
-        raise InputError(f"the DEM ({info.width} × {info.height} px) with {cfg.azimuths} azimuths needs "
-                         f"{need / 1e9:.0f} GB in memory; cut it into tiles or use fewer azimuths")
+    tile = cfg.tile
+    if not tile and info.width * info.height * cfg.azimuths * 2 > cfg.max_horizon_gb * 1e9:
+        tile = 2048                       # the horizons would not fit: tile by tile
     if far_dem is not None:
         raster_info(far_dem)              # readable, lunar: fail before anything is written
     params = {"config": cfg.model_dump(mode="json"), "dem": str(dem_path),
               "far_dem": None if far_dem is None else str(far_dem)}
+    if tile:
+        return _run_visibility_tiled(dem_path, out, cfg, tile, far_dem, times, step_h, res, sx, sy, params,
+                                     force, notify)
     with Run(out, command="terrain visibility", params=params, force=force) as run:
         run.add_input(dem_path, "dem")
         if far_dem is not None:
@@ -220,6 +226,125 @@ def run_visibility(dem_path, out, cfg: TerrainConfig, *, far_dem=None, force: bo
         run.step("visibility", outputs, make, reads=[dem_path] + ([far_dem] if far_dem is not None else []),
                  params={k: getattr(cfg, k) for k in ("azimuths", "start", "end", "step", "max_block",
                                                       "write_horizon", "far_res_m", "far_max_km", "far_node_m")})
+
+        def make_report(tmp):
+            from selenite.terrain.report import visibility_section_from_run
+
+            write_report(tmp["report.html"], "selenite terrain visibility",
+                         [visibility_section_from_run(run.root, dem_path)], str(dem_path))
+
+        run.step("report", ["report.html"], make_report, reads=["visibility.json"])
+    return run.root
+
+
+def _decimated(dem_path, res_m: float):
+    """The whole DEM block-averaged to about ``res_m`` pixels (heights, RasterInfo): the tiles' far field."""
+    from rasterio.enums import Resampling
+
+    from selenite.geo.raster import RasterInfo
+
+    info = raster_info(dem_path)
+    f = max(1, int(round(res_m / abs(info.transform.a))))
+    h, w = int(np.ceil(info.height / f)), int(np.ceil(info.width / f))
+    with rasterio.open(dem_path) as ds:
+        raw = ds.read(1, out_shape=(h, w), resampling=Resampling.average, masked=True).astype(np.float64)
+    heights = raw.filled(np.nan) * info.scale + _heights_offset(info)
+    t = info.transform * rasterio.Affine.scale(info.width / w, info.height / h)
+    return heights, RasterInfo(info.crs, t, w, h)
+
+
+def _run_visibility_tiled(dem_path, out, cfg, tile, far_dem, times, step_h, res, sx, sy, params, force, notify):
+    """Tile by tile: each tile's horizons swept over the tile and a halo at full resolution, the rest of the DEM
+    (decimated) and ``far_dem`` beyond as the far field; products written window by window. No horizon.tif
+    (one band per azimuth of the whole DEM would not fit where tiling is needed)."""
+    import time
+
+    import numba
+
+    from selenite.geo.raster import RasterInfo
+    from selenite.terrain.farfield import apply_far_field
+
+    info = raster_info(dem_path)
+    names = [v for v in VISIBILITY if v != "horizon"]
+    params = {**params, "tile": tile}
+    with Run(out, command="terrain visibility", params=params, force=force) as run:
+        run.add_input(dem_path, "dem")
+        if far_dem is not None:
+            run.add_input(far_dem, "far_dem")
+
+        def make(tmp):
+            numba.set_num_threads(min(cfg.threads, numba.config.NUMBA_NUM_THREADS))
+            t0 = time.perf_counter()
+            sun, earth = body_tracks(times)
+            coarse = _decimated(dem_path, cfg.far_res_m)
+            sources = [coarse] + ([far_dem] if far_dem is not None else [])
+            profile = dict(driver="GTiff", width=info.width, height=info.height, count=1,
+                           crs=rasterio.crs.CRS.from_wkt(info.crs.to_wkt()), transform=info.transform,
+                           tiled=True, blockxsize=512, blockysize=512, compress="DEFLATE", BIGTIFF="IF_SAFER")
+            stage = {n: tmp[f"{n}.tif"].with_name(tmp[f"{n}.tif"].name + ".stage.tif") for n in names}
+            dss = {n: rasterio.open(stage[n], "w", dtype="uint8" if n == "psr" else "float32",
+                                    nodata=255 if n == "psr" else np.nan, **profile) for n in names}
+            acc = {"sun": 0.0, "earth": 0.0, "psr": 0, "valid": 0}
+            tiles = [(r0, c0) for r0 in range(0, info.height, tile) for c0 in range(0, info.width, tile)]
+            try:
+                for k, (r0, c0) in enumerate(tiles):
+                    th, tw = min(tile, info.height - r0), min(tile, info.width - c0)
+                    wr0, wc0 = max(r0 - cfg.halo, 0), max(c0 - cfg.halo, 0)
+                    wr1, wc1 = min(r0 + th + cfg.halo, info.height), min(c0 + tw + cfg.halo, info.width)
+                    win = Window(wc0, wr0, wc1 - wc0, wr1 - wr0)
+                    zw, iw = read_dem(dem_path, window=win)
+                    crop = (r0 - wr0, r0 - wr0 + th, c0 - wc0, c0 - wc0 + tw)
+                    zt = np.ascontiguousarray(zw[crop[0]:crop[1], crop[2]:crop[3]])
+                    if not np.isfinite(zt).any():
+                        vp = None
+                    else:
+                        hz = horizons(zw, cfg.azimuths, res, sign_x=sx, sign_y=sy, crop=crop)
+                        it = RasterInfo(info.crs, info.transform * rasterio.Affine.translation(c0, r0), tw, th)
+                        apply_far_field(hz, zt, it, res, sx, sy, sources, far_res_m=cfg.far_res_m,
+                                        far_max_km=cfg.far_max_km, node_m=cfg.far_node_m, near=(zw, iw))
+                        vp = visibility(hz, zt, it, sun, earth, step_h, max_block=cfg.max_block)
+                    w = Window(c0, r0, tw, th)
+                    for n in names:
+                        if vp is None:
+                            arr = np.full((th, tw), 255 if n == "psr" else np.nan)
+                        else:
+                            arr = {"sun_visibility": vp.sun_pct, "earth_visibility": vp.earth_pct, "psr": vp.psr,
+                                   "longest_dark_days": vp.longest_dark_days, "longest_sun_days": vp.longest_sun_days,
+                                   "sun_earth_longest_days": vp.sun_earth_longest_days}[n]
+                        dss[n].write(arr.astype(dss[n].dtypes[0]), 1, window=w)
+                    if vp is not None:
+                        valid = np.isfinite(zt)
+                        acc["sun"] += float(np.nansum(vp.sun_pct))
+                        acc["earth"] += float(np.nansum(vp.earth_pct))
+                        acc["psr"] += int((vp.psr[valid] == 1).sum())
+                        acc["valid"] += int(valid.sum())
+                    notify("tiles", (k + 1) / len(tiles))
+                for ds in dss.values():
+                    ds.close()
+                for n in names:
+                    rasterio.shutil.copy(stage[n], tmp[f"{n}.tif"], driver="COG", compress="DEFLATE", BLOCKSIZE=512)
+            finally:
+                for ds in dss.values():
+                    if not ds.closed:
+                        ds.close()
+                for p in stage.values():
+                    p.unlink(missing_ok=True)
+            nv = max(acc["valid"], 1)
+            meta = {"period": {"start": str(times[0]), "end": cfg.end, "step_hours": step_h, "instants": len(times)},
+                    "azimuths": cfg.azimuths, "pixel_m": res, "ephemeris": "DE421 + MOON_PA_DE421 → MOON_ME_DE421",
+                    "horizon_units": "no horizon.tif in tiled mode",
+                    "tiled": {"tile_px": tile, "halo_px": cfg.halo, "tiles": len(tiles)},
+                    "psr_fraction": acc["psr"] / nv, "sun_visibility_mean_pct": acc["sun"] / nv,
+                    "earth_visibility_mean_pct": acc["earth"] / nv,
+                    "far_field": {"beyond_halo": f"the DEM decimated to {cfg.far_res_m:g} m",
+                                  "beyond_dem": None if far_dem is None else str(far_dem)},
+                    "horizon_unknown_fraction": None, "seconds": {"total": round(time.perf_counter() - t0, 3)}}
+            tmp["visibility.json"].write_text(canonical_json(meta) + "\n")
+
+        run.step("visibility", [f"{n}.tif" for n in names] + ["visibility.json"], make,
+                 reads=[dem_path] + ([far_dem] if far_dem is not None else []),
+                 params={k: getattr(cfg, k) for k in ("azimuths", "start", "end", "step", "max_block", "halo",
+                                                      "far_res_m", "far_max_km", "far_node_m")} | {"tile": tile})
 
         def make_report(tmp):
             from selenite.terrain.report import visibility_section_from_run
