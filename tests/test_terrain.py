@@ -123,6 +123,9 @@ def test_flat_ground_at_88s_sees_the_sun_and_earth_as_the_ephemeris_says(year):
     for col, row in ((48, 48), (10, 80), (90, 5)):
         fs, fe = _fraction_series(info, col, row, sun), _fraction_series(info, col, row, earth)
         assert vp.sun_pct[row, col] == pytest.approx(100 * fs.mean(), abs=0.05)
+        month = round(29.530589 * 4)                   # instants of a synodic month at 6 h
+        worst = 100 * np.convolve(fs, np.ones(month) / month, mode="valid").min()
+        assert vp.sun_min_month_pct[row, col] == pytest.approx(worst, abs=0.05)
         assert vp.earth_pct[row, col] == pytest.approx(100 * fe.mean(), abs=0.05)
         assert vp.longest_dark_days[row, col] == pytest.approx(_longest_run(fs == 0) * 0.25, abs=0.25)
         assert vp.longest_sun_days[row, col] == pytest.approx(_longest_run(fs > 0) * 0.25, abs=0.25)
@@ -348,8 +351,8 @@ def test_visibility_run_writes_every_product_verifies_and_resumes(tmp_path):
             "--azimuths", "36", "--out", out)
     proc = run_cli(*args)
     assert proc.returncode == 0, proc.stderr
-    for name in ("horizon", "sun_visibility", "earth_visibility", "psr", "longest_dark_days", "longest_sun_days",
-                 "sun_earth_longest_days"):
+    for name in ("horizon", "sun_visibility", "sun_min_month", "earth_visibility", "psr", "longest_dark_days",
+                 "longest_sun_days", "sun_earth_longest_days"):
         assert (out / f"{name}.tif").is_file(), name
     meta = json.loads((out / "visibility.json").read_text())
     assert meta["period"]["instants"] == 118 and meta["azimuths"] == 36

@@ -22,8 +22,8 @@ from selenite.terrain.horizon import HORIZON_NODATA, HORIZON_SCALE, azimuth_grid
 from selenite.terrain.visibility import visibility
 
 ATTRIBUTES = ("slope", "slope_baseline", "aspect", "roughness", "tri", "curvature")
-VISIBILITY = ("horizon", "sun_visibility", "earth_visibility", "psr", "longest_dark_days", "longest_sun_days",
-              "sun_earth_longest_days")
+VISIBILITY = ("horizon", "sun_visibility", "sun_min_month", "earth_visibility", "psr", "longest_dark_days",
+              "longest_sun_days", "sun_earth_longest_days")
 
 
 def _heights_offset(info) -> float:
@@ -205,7 +205,8 @@ def run_visibility(dem_path, out, cfg: TerrainConfig, *, far_dem=None, force: bo
             if cfg.write_horizon:
                 write_band_stack(tmp["horizon.tif"], hz, info,
                                  [f"azimuth {a:g} deg" for a in azimuth_grid(cfg.azimuths)])
-            for name, arr in (("sun_visibility", vp.sun_pct), ("earth_visibility", vp.earth_pct),
+            for name, arr in (("sun_visibility", vp.sun_pct), ("sun_min_month", vp.sun_min_month_pct),
+                              ("earth_visibility", vp.earth_pct),
                               ("longest_dark_days", vp.longest_dark_days), ("longest_sun_days", vp.longest_sun_days),
                               ("sun_earth_longest_days", vp.sun_earth_longest_days)):
                 write_cog(tmp[f"{name}.tif"], arr, nodata=np.nan, **kw)
@@ -308,7 +309,8 @@ def _run_visibility_tiled(dem_path, out, cfg, tile, far_dem, times, step_h, res,
                         if vp is None:
                             arr = np.full((th, tw), 255 if n == "psr" else np.nan)
                         else:
-                            arr = {"sun_visibility": vp.sun_pct, "earth_visibility": vp.earth_pct, "psr": vp.psr,
+                            arr = {"sun_visibility": vp.sun_pct, "sun_min_month": vp.sun_min_month_pct,
+                                   "earth_visibility": vp.earth_pct, "psr": vp.psr,
                                    "longest_dark_days": vp.longest_dark_days, "longest_sun_days": vp.longest_sun_days,
                                    "sun_earth_longest_days": vp.sun_earth_longest_days}[n]
                         dss[n].write(arr.astype(dss[n].dtypes[0]), 1, window=w)

@@ -102,8 +102,8 @@ def visibility_section_from_run(run_dir, dem_path) -> Section:
             raw = ds.read(window=rasterio.windows.Window(cc, rc, 1, 1))[:, 0, 0]
         hz_c = np.where(raw == HORIZON_NODATA, np.nan, raw * HORIZON_SCALE)
     maps = {name: _read_thin(run_dir / f"{name}.tif") for name in
-            ("sun_visibility", "earth_visibility", "psr", "longest_dark_days", "longest_sun_days",
-             "sun_earth_longest_days")}
+            ("sun_visibility", "sun_min_month", "earth_visibility", "psr", "longest_dark_days",
+             "longest_sun_days", "sun_earth_longest_days")}
     return visibility_section(maps, hz_c, (az[:, 0], el[:, 0]), meta)
 
 
@@ -125,6 +125,7 @@ def visibility_section(maps: dict, hz_centre: np.ndarray | None, sun_path: tuple
            f"No far-field DEM: {100 * meta['horizon_unknown_fraction']:.1f} % of pixel-azimuths see no DEM ahead "
            "and count as a flat horizon."))
     sec.figures.append((_maps([("Sun visibility (%)", maps["sun_visibility"], "inferno"),
+                               ("worst month's Sun visibility (%)", maps["sun_min_month"], "inferno"),
                                ("Earth visibility (%)", maps["earth_visibility"], "cividis"),
                                ("permanent shadow (1)", maps["psr"], "Greys"),
                                ("longest darkness (days)", maps["longest_dark_days"], "magma_r"),

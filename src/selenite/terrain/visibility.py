@@ -8,8 +8,9 @@ body's disk (angular radius from its distance: ≈0.27° for the Sun, ≈0.95° 
 straight horizon is the circular-segment area fraction ``(π − acos x + x√(1 − x²))/π`` with
 x = (elevation − horizon)/radius.
 
-Products per pixel: mean visible fraction (% of time) of the Sun and of the Earth; PSR (no part of the Sun ever
-above the horizon at the sampled instants); longest continuous darkness and sunlight, and longest period with
+Products per pixel: mean visible fraction (% of time) of the Sun and of the Earth; the lowest Sun visibility over
+any synodic month (29.53 days) of the period; PSR (no part of the Sun ever above the horizon at the sampled
+instants); longest continuous darkness and sunlight, and longest period with
 both some Sun and some Earth in view (days; runs are cut at the ends of the period). Unknown horizons (no DEM
 ahead) count as the flat horizon, 0°.
 """
@@ -26,6 +27,8 @@ from selenite.geo.crs import MOON_RADIUS_M, map_to_lonlat
 from selenite.geo.raster import RasterInfo
 from selenite.terrain.ephemeris import BodyTrack
 from selenite.terrain.horizon import HORIZON_NODATA, HORIZON_SCALE
+
+SYNODIC_MONTH_DAYS = 29.530589
 
 
 def _unit(lon_deg, lat_deg):
@@ -155,8 +158,9 @@ def _horizon_at(hrow, az, k_az, n_az):
 
 
 @numba.njit(parallel=True, cache=True)
-def _visibility(hz, valid, size, centres, sun, sun_rho, earth, earth_rho, out_f, out_i, lut):
-    """Per pixel, over all instants: out_f[0] mean Sun fraction, out_f[1] mean Earth fraction; out_i (steps):
+def _visibility(hz, valid, size, centres, sun, sun_rho, earth, earth_rho, out_f, out_i, lut, window):
+    """Per pixel, over all instants: out_f[0] mean Sun fraction, out_f[1] mean Earth fraction, out_f[2] lowest
+    mean Sun fraction over any ``window`` consecutive instants (a synodic month); out_i (steps):
     0 longest dark, 1 longest lit, 2 longest Sun+Earth, 3 ever lit (0/1)."""
     n_az, h, w = hz.shape
     T = sun.shape[1]
@@ -176,10 +180,12 @@ def _visibility(hz, valid, size, centres, sun, sun_rho, earth, earth_rho, out_f,
                 hbuf[c - c_lo, a] = 0.0 if v == HORIZON_NODATA else v * HORIZON_SCALE
         for c in range(c_lo, c_hi):
             hbuf[c - c_lo, n_az] = hbuf[c - c_lo, 0]
+        cum = np.empty(T + 1)
         for c in range(c_lo, c_hi):
             if not valid[r, c]:
                 continue
             hrow = hbuf[c - c_lo]
+            cum[0] = 0.0
             b = (r // size) * nbc + c // size
             dx = c - centres[b, 0]
             dy = r - centres[b, 1]
@@ -203,6 +209,7 @@ def _visibility(hz, valid, size, centres, sun, sun_rho, earth, earth_rho, out_f,
                 fe = _fraction_lut(el - _horizon_at(hrow, az, k_az, n_az), earth_rho[t], lut)
                 s_sum += fs
                 e_sum += fe
+                cum[t + 1] = s_sum
                 if fs > 0.0:
                     ever = 1
                     lit += 1
@@ -220,6 +227,10 @@ def _visibility(hz, valid, size, centres, sun, sun_rho, earth, earth_rho, out_f,
                     l_dark = max(l_dark, dark)
             out_f[0, r, c] = s_sum / T
             out_f[1, r, c] = e_sum / T
+            w_min = 1e30                                   # lowest sum over `window` consecutive instants
+            for t in range(window, T + 1):
+                w_min = min(w_min, cum[t] - cum[t - window])
+            out_f[2, r, c] = w_min / window
             out_i[0, r, c] = l_dark
             out_i[1, r, c] = l_lit
             out_i[2, r, c] = l_se
@@ -230,6 +241,7 @@ def _visibility(hz, valid, size, centres, sun, sun_rho, earth, earth_rho, out_f,
 class VisibilityProducts:
     sun_pct: np.ndarray                 # float32, NaN outside the DEM
     earth_pct: np.ndarray
+    sun_min_month_pct: np.ndarray       # lowest Sun visibility over any synodic month of the period
     psr: np.ndarray                     # uint8: 1 never lit, 0 lit at some instant, 255 nodata
     longest_dark_days: np.ndarray
     longest_sun_days: np.ndarray
@@ -243,10 +255,11 @@ def visibility(hz: np.ndarray, z: np.ndarray, info: RasterInfo, sun: BodyTrack, 
     bs = linearise(info, z, sun, size, centres)
     be = linearise(info, z, earth, size, centres)
     valid = np.isfinite(z)
-    out_f = np.zeros((2, *z.shape), np.float64)
+    out_f = np.zeros((3, *z.shape), np.float64)
+    window = int(max(1, min(len(sun.times), round(SYNODIC_MONTH_DAYS * 24.0 / step_hours))))
     out_i = np.zeros((4, *z.shape), np.int32)
     _visibility(hz, valid, size, centres, bs.coef, angular_radius_deg(sun), be.coef, angular_radius_deg(earth),
-                out_f, out_i, _SEGMENT)
+                out_f, out_i, _SEGMENT, window)
     days = step_hours / 24.0
 
     def f32(a, scale):
@@ -255,5 +268,6 @@ def visibility(hz: np.ndarray, z: np.ndarray, info: RasterInfo, sun: BodyTrack, 
         return o
 
     psr = np.where(valid, 1 - out_i[3], 255).astype(np.uint8)
-    return VisibilityProducts(f32(out_f[0], 100.0), f32(out_f[1], 100.0), psr, f32(out_i[0], days),
+    return VisibilityProducts(f32(out_f[0], 100.0), f32(out_f[1], 100.0), f32(out_f[2], 100.0), psr,
+                              f32(out_i[0], days),
                               f32(out_i[1], days), f32(out_i[2], days))
