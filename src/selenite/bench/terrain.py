@@ -111,6 +111,7 @@ def terrain_markdown(rows: list[dict], machine: str) -> str:
     if target:
         verdict = "met" if target[0] <= 60 else "not met"
         lines += ["", f"Target (2048², 360 azimuths, horizons + a year of Sun/Earth visibility ≤ 60 s on 2 cores): "
-                      f"{verdict} for the computation ({target[0]:.1f} s); the whole command, writing the 3 GB "
-                      f"`horizon.tif` and every product, took {target[1]:.1f} s."]
+                      f"{verdict} for the computation ({target[0]:.1f} s), with no margin: other runs took 58.0 and "
+                      f"65.3 s. The whole command, writing `horizon.tif` (3 GB of int16 before compression) and "
+                      f"every product, took {target[1]:.1f} s."]
     return "\n".join(lines)
