@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
 from selenite.config import resolve_config
-from selenite.report.html import write_report
+from selenite.errors import SeleniteError
+from selenite.report.html import Section, write_report
 from selenite.runs import Run
 from selenite.synth.world import WorldConfig, build_world, confs
 
 Notify = Callable[[str, float], None]
+log = logging.getLogger(__name__)
 
 
 def run_synth_world(cfg: WorldConfig, out: str | Path, *, force: bool = False, progress: Notify | None = None) -> Path:
@@ -56,19 +59,28 @@ def run_demo(out: str | Path, *, seed: int = 1, preset: str = "demo", force: boo
         run_visibility(dem, out / "terrain_visibility", tcfg, force=force, progress=progress)
         reads = ["world/report.html", "terrain_attributes/attributes.json", "terrain_visibility/visibility.json"]
         truth = world / "descent" / "truth.json"
+        locate_error = None
         if cfg.descent.enabled:
             # the descent located on the orbital map; the first frame's altitude as a lander's altimeter gives it
             alt0 = json.loads(truth.read_text())["frames"][0]["altitude_m"]
             lcfg = resolve_config(LocateConfig, locate_confs, stage="locate", preset="default",
                                   overrides={"start_altitude_m": round(alt0, 1)})
-            run_locate(world / "descent" / "frames", world / "orbital_map.tif", world / "descent" / "camera.json",
-                       out / "locate", lcfg, force=force, progress=progress)
-            reads.append("locate/landing.json")
+            try:
+                run_locate(world / "descent" / "frames", world / "orbital_map.tif",
+                           world / "descent" / "camera.json", out / "locate", lcfg, force=force, progress=progress)
+                reads.append("locate/landing.json")
+            except SeleniteError as exc:
+                # the demo goes on with the other stages and says so, in its report and on stderr
+                locate_error = str(exc)
+                log.warning("the descent could not be located: %s", exc)
 
         def sections():
             secs = [world_section(world)]
-            if cfg.descent.enabled:
+            if cfg.descent.enabled and locate_error is None:
                 secs.append(locate_section_from_run(out / "locate", truth))
+            elif cfg.descent.enabled:
+                secs.append(Section("Descent localisation", [f"The descent could not be located: {locate_error}. "
+                                                             "The other stages ran."]))
             secs += [attributes_section_from_run(out / "terrain_attributes"),
                      visibility_section_from_run(out / "terrain_visibility", dem)]
             return secs
