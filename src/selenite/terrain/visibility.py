@@ -29,6 +29,7 @@ from selenite.terrain.ephemeris import BodyTrack
 from selenite.terrain.horizon import HORIZON_NODATA, HORIZON_SCALE
 
 SYNODIC_MONTH_DAYS = 29.530589
+AZ_SHARED_DEG = 0.002      # azimuth error allowed by sharing a row chunk's azimuth (int16 horizons round to 0.005°)
 
 
 def _unit(lon_deg, lat_deg):
@@ -158,7 +159,7 @@ def _horizon_at(hrow, az, k_az, n_az):
 
 
 @numba.njit(parallel=True, cache=True)
-def _visibility(hz, valid, size, centres, sun, sun_rho, earth, earth_rho, out_f, out_i, lut, window):
+def _visibility(hz, valid, size, centres, sun, sun_rho, earth, earth_rho, out_f, out_i, lut, window, chunk):
     """Per pixel, over all instants: out_f[0] mean Sun fraction, out_f[1] mean Earth fraction, out_f[2] lowest
     mean Sun fraction over any ``window`` consecutive instants (a synodic month); out_i (steps):
     0 longest dark, 1 longest lit, 2 longest Sun+Earth, 3 ever lit (0/1)."""
@@ -166,7 +167,6 @@ def _visibility(hz, valid, size, centres, sun, sun_rho, earth, earth_rho, out_f,
     T = sun.shape[1]
     nbc = (w + size - 1) // size
     k_az = n_az / 360.0
-    chunk = 128
     n_ch = (w + chunk - 1) // chunk
     for task in numba.prange(h * n_ch):
         r = task // n_ch
@@ -181,6 +181,30 @@ def _visibility(hz, valid, size, centres, sun, sun_rho, earth, earth_rho, out_f,
         for c in range(c_lo, c_hi):
             hbuf[c - c_lo, n_az] = hbuf[c - c_lo, 0]
         cum = np.empty(T + 1)
+        # the chunk shares each instant's azimuth band and weight, taken at its middle: the grid azimuth of the Sun
+        # or the Earth moves by at most AZ_SHARED_DEG from there (the chunk is sized for it in visibility())
+        b0 = (r // size) * nbc + c_lo // size
+        dxm = (c_lo + c_hi - 1) / 2.0 - centres[b0, 0]
+        dy0 = r - centres[b0, 1]
+        s_i = np.empty(T, np.int64)
+        s_f = np.empty(T)
+        e_i = np.empty(T, np.int64)
+        e_f = np.empty(T)
+        for t in range(T):
+            for which in range(2):
+                cb = sun[b0] if which == 0 else earth[b0]
+                fi = (cb[t, 3] + cb[t, 4] * dxm + cb[t, 5] * dy0) * k_az
+                if fi < 0.0:
+                    fi += n_az
+                elif fi >= n_az:
+                    fi -= n_az
+                i0 = min(int(fi), n_az - 1)
+                if which == 0:
+                    s_i[t] = i0
+                    s_f[t] = fi - i0
+                else:
+                    e_i[t] = i0
+                    e_f[t] = fi - i0
         for c in range(c_lo, c_hi):
             if not valid[r, c]:
                 continue
@@ -202,11 +226,13 @@ def _visibility(hz, valid, size, centres, sun, sun_rho, earth, earth_rho, out_f,
             ever = 0
             for t in range(T):
                 el = sb[t, 0] + sb[t, 1] * dx + sb[t, 2] * dy
-                az = sb[t, 3] + sb[t, 4] * dx + sb[t, 5] * dy
-                fs = _fraction_lut(el - _horizon_at(hrow, az, k_az, n_az), sun_rho[t], lut)
+                i0 = s_i[t]
+                hs = hrow[i0] + s_f[t] * (hrow[i0 + 1] - hrow[i0])
+                fs = _fraction_lut(el - hs, sun_rho[t], lut)
                 el = eb[t, 0] + eb[t, 1] * dx + eb[t, 2] * dy
-                az = eb[t, 3] + eb[t, 4] * dx + eb[t, 5] * dy
-                fe = _fraction_lut(el - _horizon_at(hrow, az, k_az, n_az), earth_rho[t], lut)
+                i0 = e_i[t]
+                he = hrow[i0] + e_f[t] * (hrow[i0 + 1] - hrow[i0])
+                fe = _fraction_lut(el - he, earth_rho[t], lut)
                 s_sum += fs
                 e_sum += fe
                 cum[t + 1] = s_sum
@@ -257,9 +283,12 @@ def visibility(hz: np.ndarray, z: np.ndarray, info: RasterInfo, sun: BodyTrack, 
     valid = np.isfinite(z)
     out_f = np.zeros((3, *z.shape), np.float64)
     window = int(max(1, min(len(sun.times), round(SYNODIC_MONTH_DAYS * 24.0 / step_hours))))
+    # pixels of a chunk share the bodies' azimuth at its middle: at most AZ_SHARED_DEG off at its ends
+    rate = max(float(np.abs(bs.coef[:, :, 4]).max()), float(np.abs(be.coef[:, :, 4]).max()), 1e-12)
+    chunk = int(min(128, max(1, 2 * AZ_SHARED_DEG / rate)))
     out_i = np.zeros((4, *z.shape), np.int32)
     _visibility(hz, valid, size, centres, bs.coef, angular_radius_deg(sun), be.coef, angular_radius_deg(earth),
-                out_f, out_i, _SEGMENT, window)
+                out_f, out_i, _SEGMENT, window, chunk)
     days = step_hours / 24.0
 
     def f32(a, scale):
