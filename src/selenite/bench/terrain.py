@@ -88,7 +88,12 @@ def attributes_markdown(r: dict) -> str:
             f"peak RSS of {r['peak_rss_mib']:,.0f} MiB.")
 
 
-def terrain_markdown(rows: list[dict], machine: str) -> str:
+def _computed(r: dict) -> float:
+    return r["horizons_s"] + r["ephemeris_s"] + r["visibility_s"]
+
+
+def terrain_markdown(rows: list[dict], machine: str, repeats: list[dict] | None = None) -> str:
+    """The table, and the target verdict over every run of the 2048² × 360 case (``rows``' one and ``repeats``)."""
     lines = ["## Terrain: horizons and a year of Sun/Earth visibility (`selenite bench terrain`)", "",
              f"Machine: {machine}. Each row is one `selenite terrain visibility --preset year` process (2026, 6 h "
              "steps: 1460 instants) on a synthetic cratered DEM of 5 m pixels near 89.2°S; wall time includes "
@@ -97,21 +102,26 @@ def terrain_markdown(rows: list[dict], machine: str) -> str:
              "instants.",
              "", "| DEM | azimuths | wall s | horizons s | ephemeris s | visibility s | computed s | write s "
              "| peak RSS MiB | PSR % | mean Sun % |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-    target = None
+    target = []
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['size']}² | {r['azimuths']} | failed: {r['error']} | | | | | | | | |")
             continue
-        comp = r["horizons_s"] + r["ephemeris_s"] + r["visibility_s"]
         if r["size"] == 2048 and r["azimuths"] == 360:
-            target = (comp, r["wall_s"])
+            target.append(r)
         lines.append(f"| {r['size']}² | {r['azimuths']} | {r['wall_s']:.1f} | {r['horizons_s']:.1f} | "
-                     f"{r['ephemeris_s']:.1f} | {r['visibility_s']:.1f} | {comp:.1f} | {r['write_s']:.1f} | "
+                     f"{r['ephemeris_s']:.1f} | {r['visibility_s']:.1f} | {_computed(r):.1f} | {r['write_s']:.1f} | "
                      f"{r['peak_rss_mib']:.0f} | {r['psr_pct']:.2f} | {r['sun_pct']:.1f} |")
+    failed = [r for r in repeats or [] if "error" in r]
+    target += [r for r in repeats or [] if "error" not in r]
     if target:
-        verdict = "met" if target[0] <= 60 else "not met"
+        comp = [_computed(r) for r in target]
+        walls = [r["wall_s"] for r in target]
+        verdict = "met in every run" if max(comp) <= 60 and not failed else "not met in every run"
         lines += ["", f"Target (2048², 360 azimuths, horizons + a year of Sun/Earth visibility ≤ 60 s on 2 cores): "
-                      f"{verdict} for the computation ({target[0]:.1f} s), with no margin: other runs took 58.0 and "
-                      f"65.3 s. The whole command, writing `horizon.tif` (3 GB of int16 before compression) and "
-                      f"every product, took {target[1]:.1f} s."]
+                      f"{verdict} for the computation: {len(comp)} runs took "
+                      f"{', '.join(f'{c:.1f}' for c in comp)} s (horizons and visibility; the table's row is the "
+                      f"first). The whole command, also writing `horizon.tif` (3 GB of int16 before compression) "
+                      f"and every product, took {', '.join(f'{w:.1f}' for w in walls)} s."
+                      + (f" {len(failed)} repeat(s) failed." if failed else "")]
     return "\n".join(lines)
