@@ -9,7 +9,7 @@ from selenite.config import StageConfig
 
 class TerrainConfig(StageConfig):
     baseline_m: float = Field(10.0, gt=0)          # lander footprint for the baseline slope and roughness
-    chunk: int = Field(2048, ge=256)                # attributes: DEM chunk side (px) streamed through dask
+    chunk: int = Field(1024, ge=256)                # attributes: DEM chunk side (px) streamed through dask
     azimuths: int = Field(360, ge=8, le=3600)
     start: str = "2026-01-01"
     end: str = "2044-08-01"                         # a full 18.6-year nodal cycle of the lunar orbit

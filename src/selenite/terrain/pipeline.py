@@ -33,11 +33,13 @@ def _heights_offset(info) -> float:
 class _WindowWriter:
     """A rasterio dataset band as a dask ``store`` target."""
 
-    def __init__(self, ds):
+    def __init__(self, ds, row0: int = 0):
         self.ds = ds
+        self.row0 = row0
 
     def __setitem__(self, key, value):
         rows, cols = key
+        rows = slice(rows.start + self.row0, rows.stop + self.row0)
         self.ds.write(np.asarray(value, np.float32), 1, window=Window.from_slices(rows, cols))
 
 
@@ -81,9 +83,16 @@ def compute_attributes(dem_path, outputs: dict, cfg: TerrainConfig, notify=lambd
     datasets = {name: rasterio.open(p, "w", **profile) for name, p in tmp_tifs.items()}
     try:
         lock = threading.Lock()
+        # one row of chunks at a time: a single store of the whole graph let dask run ahead of the writes and
+        # hold finished blocks (peak memory grew with the DEM: 2.8 GB at 8192², 4.7 GB at 16384²)
         with dask.config.set(scheduler="threads", num_workers=cfg.threads):
-            da.store([stacked[k] for k in range(len(ATTRIBUTES))],
-                     [_WindowWriter(datasets[name]) for name in ATTRIBUTES], lock=lock)
+            r0 = 0
+            for rows in z.chunks[0]:
+                band = stacked[:, r0:r0 + rows]
+                da.store([band[k] for k in range(len(ATTRIBUTES))],
+                         [_WindowWriter(datasets[name], r0) for name in ATTRIBUTES], lock=lock)
+                r0 += rows
+                notify("attributes", 0.9 * r0 / info.height)
         for ds in datasets.values():
             ds.close()
         notify("attributes", 0.9)
