@@ -31,7 +31,10 @@ locate_app = typer.Typer(help="Post-landing: reconstruct the descent and locate 
                          no_args_is_help=True)
 terrain_app = typer.Typer(help="DEM products: slope, roughness, horizons, Sun and Earth visibility, permanent "
                           "shadow.", no_args_is_help=True)
+sites_app = typer.Typer(help="Pre-landing: rank south-pole landing sites from DEMs, light and crater data, with "
+                        "explanations and validation.", no_args_is_help=True)
 app.add_typer(synth_app, name="synth")
+app.add_typer(sites_app, name="sites")
 app.add_typer(terrain_app, name="terrain")
 app.add_typer(locate_app, name="locate")
 app.add_typer(bench_app, name="bench")
@@ -302,6 +305,67 @@ def demo(
     with progress_bar() as notify:
         report = run_demo(out, seed=seed, preset=preset, force=force, progress=notify)
     say(f"demo report: {report.resolve()}")
+
+
+@sites_app.command("rank")
+def sites_rank(
+    out: OutDirOpt,
+    dem: Annotated[Path | None, typer.Option("--dem", help="DEM (GeoTIFF or PDS3; any lunar CRS: read onto the "
+                                             "cell grid).", dir_okay=False)] = None,
+    slope: Annotated[Path | None, typer.Option(help="Slope raster (degrees), e.g. PGDA's; replaces the DEM's "
+                                               "slope columns.", dir_okay=False)] = None,
+    roughness: Annotated[Path | None, typer.Option(help="Roughness raster (m).", dir_okay=False)] = None,
+    illumination: Annotated[Path | None, typer.Option(help="Sun visibility (%), e.g. sun_visibility.tif of "
+                                                      "`selenite terrain visibility` or PGDA's.",
+                                                      dir_okay=False)] = None,
+    earth: Annotated[Path | None, typer.Option(help="Earth visibility (%).", dir_okay=False)] = None,
+    psr: Annotated[Path | None, typer.Option(help="PSR mask (1 = permanently shadowed).", dir_okay=False)] = None,
+    worst_month: Annotated[Path | None, typer.Option("--worst-month", help="Lowest monthly Sun visibility (%).",
+                                                     dir_okay=False)] = None,
+    sun_earth: Annotated[Path | None, typer.Option("--sun-earth", help="Longest Sun + Earth period (days).",
+                                                   dir_okay=False)] = None,
+    dark: Annotated[Path | None, typer.Option(help="Longest darkness (days).", dir_okay=False)] = None,
+    craters: Annotated[Path | None, typer.Option(help="Crater catalogue CSV (lon, lat, diameter; Robbins-style "
+                                                 "or `selenite craters` output).", dir_okay=False)] = None,
+    regions: Annotated[Path | None, typer.Option(help="Region polygons to validate against (e.g. the Artemis III "
+                                                 "regions GeoJSON).", dir_okay=False)] = None,
+    reference_sites: Annotated[Path | None, typer.Option("--reference-sites", help="Published sites (points, e.g. "
+                                                         "Wueller et al. 2026's shapefile) to compare with.",
+                                                         dir_okay=False)] = None,
+    cell_m: Annotated[float | None, typer.Option("--cell-m", help="Cell size (m, default 1000).")] = None,
+    region_lat: Annotated[float | None, typer.Option("--region-lat", help="Cells poleward of this latitude "
+                                                     "(default -80).")] = None,
+    top: Annotated[int | None, typer.Option(help="Sites to list (default 100).")] = None,
+    label: Annotated[str | None, typer.Option(help="Label: rule (default).")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Dask distributed scheduler address (default: local "
+                                                  "threads).")] = None,
+    preset: Annotated[str, typer.Option(help="Named settings: default, quick.")] = "default",
+    config: ConfigOpt = None,
+    force: ForceOpt = False,
+) -> None:
+    """cells.gpkg / cells.parquet (features, score, SHAP), score.tif, top_sites.csv / .geojson, model and card,
+    validation.json (with --regions / --reference-sites) and report.html."""
+    from selenite.config import resolve_config
+    from selenite.sites.config import SitesConfig, confs
+    from selenite.sites.pipeline import run_rank
+
+    cfg = resolve_config(SitesConfig, confs, stage="sites", preset=preset, config_file=config,
+                         overrides={"cell_m": cell_m, "region_lat": region_lat, "top": top, "label": label})
+    with progress_bar() as notify:
+        path = run_rank(out, cfg, dem=dem, slope=slope, roughness=roughness, illumination=illumination, earth=earth,
+                        psr=psr, worst_month=worst_month, sun_earth=sun_earth, dark=dark, craters=craters,
+                        regions=regions, reference_sites=reference_sites, scheduler=scheduler, force=force,
+                        progress=notify)
+    ev = json.loads((path / "evaluation.json").read_text())
+    sp = ev["spatial_cv"]
+    msg = (f"{ev['labelled_cells']:,} cells scored; spatial-CV AUC {sp.get('auc', float('nan')):.3f}"
+           f" (label: {ev['label']['kind']})")
+    if (path / "validation.json").exists():
+        v = json.loads((path / "validation.json").read_text())
+        for n, m in v.get("regions", {}).get("top_n", {}).items():
+            msg += (f"; top {n}: {m['regions_matched']} regions (random {m['random_mean']:.1f}, "
+                    f"p = {m['p_value']:.3f})")
+    say(msg + f"; written to {path}")
 
 
 # ---------------------------------------------------------------------------------------------------------

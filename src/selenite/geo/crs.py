@@ -121,6 +121,23 @@ def map_to_lonlat(crs: object, x, y):
     return normalize_lon(lon), lat
 
 
+def equivalent(a: object, b: object, extent_m: float = 500_000.0, tol_m: float = 1e-4) -> bool:
+    """True when two projected lunar CRSs map points identically (e.g. polar stereographic variant A with
+    k = 1 and variant B true at the pole), probed on a grid of points within ``extent_m`` of the origin."""
+    ca, cb = as_crs(a), as_crs(b)
+    if ca.equals(cb):
+        return True
+    if ca.is_geographic != cb.is_geographic:
+        return False
+    v = np.linspace(-extent_m, extent_m, 7) if not ca.is_geographic else np.linspace(-80, 80, 7)
+    x, y = np.meshgrid(v, v)
+    with np.errstate(all="ignore"):
+        u, w = transformer(ca, cb).transform(x.ravel(), y.ravel())
+    ok = np.isfinite(u) & np.isfinite(w)
+    tol = tol_m if not ca.is_geographic else 1e-9
+    return bool(ok.all() and np.abs(u - x.ravel()).max() < tol and np.abs(w - y.ravel()).max() < tol)
+
+
 def normalize_lon(lon, east_360: bool = False):
     """Wrap longitudes to [-180, 180) or, with ``east_360``, to [0, 360)."""
     lon = np.asarray(lon, dtype=float)
