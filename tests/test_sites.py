@@ -15,7 +15,7 @@ from selenite.errors import InputError
 from selenite.geo.crs import GEOGRAPHIC, MOON_RADIUS_M, as_crs, lonlat_to_map, map_to_lonlat
 from selenite.geo.raster import write_cog
 from selenite.sites import features as F
-from selenite.sites.grid import CellGrid, pole_distance_m, region_grid, scale_factor
+from selenite.sites.grid import pole_distance_m, region_grid, scale_factor
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 PS = as_crs("IAU_2015:30135")
@@ -82,7 +82,7 @@ def test_dem_features_of_a_tilted_plane_match_closed_forms(tmp_path, g_map):
 
 
 def test_dem_features_through_a_distributed_scheduler(tmp_path):
-    from distributed import Client, LocalCluster
+    from distributed import LocalCluster
 
     _plane_dem(tmp_path / "dem.tif", 0.03, 50_000.0, 2_000.0, n=100)
     grid = region_grid(250.0, -80.0, (50_000.0, 1_000.0, 51_000.0, 2_000.0), PS)
@@ -358,3 +358,70 @@ def test_real_ldem4_light_agrees_with_wueller_2026_sites(tmp_path):
         assert ref[key]["rho"] > 0.2 and ref[key]["p_value"] < 0.01, ref[key]
     regions = v["regions"]["per_region"]
     assert len(regions) == 9 and all(p["cells_inside"] > 0 for p in regions)
+
+
+def _write_dem(path, z, x0=80_000.0, y0=5_000.0, p=1.0):
+    write_cog(path, z.astype("float32"), crs=PS, transform=Affine(p, 0, x0, 0, -p, y0), nodata=np.nan)
+
+
+@pytest.mark.parametrize("slope_deg, expect", [(6.0, 0.0), (10.0, 1.0)])
+def test_hazard_of_a_tilted_plane(tmp_path, slope_deg, expect):
+    """Bilinear heights of a plane are exact, so every touchdown tilts by the plane's slope: all safe under the
+    8° limit, all failed above it, whatever the dispersion and headings."""
+    from selenite.sites.hazard import Lander, hazard_probability
+
+    n = 400
+    z = np.tile(np.arange(n) * math.tan(math.radians(slope_deg)), (n, 1))
+    _write_dem(tmp_path / "d.tif", z)
+    grid = region_grid(100.0, -80.0, (80_000.0, 4_600.0, 80_400.0, 5_000.0), PS)
+    prob, valid = hazard_probability(tmp_path / "d.tif", grid, Lander(dispersion_m=10.0, aims=4))
+    inner = prob[1:-1, 1:-1]
+    assert np.isfinite(inner).all() and np.all(inner == expect)
+
+
+def test_hazard_clearance_of_a_mound(tmp_path):
+    """Flat ground with one 2 m mound of 3 m radius: a lander centred on it (legs 4 m out, on flat ground) fails
+    by clearance; one centred 100 m away is safe."""
+    from selenite.sites.hazard import Lander, hazard_probability
+
+    n = 300
+    yy, xx = np.mgrid[0:n, 0:n] + 0.5
+    z = np.zeros((n, n))
+    r = np.hypot(xx - 60.0, yy - 60.0)               # under the centre of the first cell
+    z += np.where(r < 3.0, 2.0 * np.sqrt(np.clip(1 - (r / 3.0) ** 2, 0, 1)), 0.0)
+    _write_dem(tmp_path / "d.tif", z, x0=79_990.0, y0=4_910.0)
+    grid = region_grid(100.0, -80.0, (80_000.0, 4_800.0, 80_200.0, 4_900.0), PS)
+    lander = Lander(dispersion_m=0.0, aims=1, min_valid=1.0)
+    prob, _ = hazard_probability(tmp_path / "d.tif", grid, lander)
+    assert prob.shape == (1, 2) and prob[0, 0] == 1.0 and prob[0, 1] == 0.0
+
+
+def test_sites_rank_with_the_hazard_label(polar_world, tmp_path):
+    """Lander-scale patches of the same synthetic world label the cells they cover; the model, which never sees
+    them, scores every cell; hazard_prob is the label, not a feature; ranked sites meet the light thresholds."""
+    from selenite.sites.grid import region_grid as rg
+    from selenite.synth.polar import PolarDEM, PolarSpec, write_patch
+
+    world = PolarDEM(PolarSpec(size_px=608, pixel_m=1000.0, seed=1))
+    grid = rg(5000.0, -80.0)
+    rng = np.random.default_rng(2)
+    cells = np.argwhere(grid.in_region())
+    (tmp_path / "patches").mkdir()
+    for i, (r, c) in enumerate(cells[rng.choice(len(cells), 40, replace=False)]):
+        write_patch(tmp_path / "patches" / f"p{i:02d}.tif", world, grid.x0 + c * 5000.0 - 100,
+                    grid.y0 - r * 5000.0 + 100, 260, 20.0)
+    cfg = tmp_path / "s.toml"
+    cfg.write_text("[sites]\nhazard_max_prob = 0.5\nsun_min_pct = 20.0\nearth_min_pct = 20.0\n")
+    out = tmp_path / "run"
+    r = _run(["sites", "rank", "--dem", str(polar_world / "polar.tif"), "--cell-m", "5000", "--preset", "quick",
+              "--label", "hazard", "--hazard-dem", str(tmp_path / "patches"), "--config", str(cfg),
+              "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    ev = json.loads((out / "evaluation.json").read_text())
+    assert ev["label"]["kind"] == "hazard" and not ev["label"]["circular"]
+    assert ev["labelled_cells"] == 40 and "hazard_prob" not in ev["features"]
+    cells_df = pd.read_parquet(out / "cells.parquet")
+    lab = cells_df[cells_df["label"] >= 0]
+    assert ((lab["hazard_prob"] <= 0.5) == (lab["label"] == 1)).all()
+    top = pd.read_csv(out / "top_sites.csv")
+    assert (top["sun_mean_pct"] >= 20.0).all() and (top["earth_mean_pct"] >= 20.0).all()

@@ -307,6 +307,34 @@ def demo(
     say(f"demo report: {report.resolve()}")
 
 
+@sites_app.command("features")
+def sites_features(
+    dem: Annotated[Path, typer.Option("--dem", help="DEM (GeoTIFF or PDS3), any lunar CRS.", dir_okay=False)],
+    out: Annotated[Path, typer.Option("--out", help="Cell table to write (.parquet; a .json beside it).",
+                                      dir_okay=False)],
+    craters: Annotated[Path | None, typer.Option(help="Crater catalogue CSV.", dir_okay=False)] = None,
+    cell_m: Annotated[float | None, typer.Option("--cell-m", help="Cell size (m, default 1000).")] = None,
+    region_lat: Annotated[float | None, typer.Option("--region-lat", help="Cells poleward of this latitude "
+                                                     "(default -80).")] = None,
+    scheduler: Annotated[str | None, typer.Option(help="Dask distributed scheduler address.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Only the per-cell features of a DEM (and crater catalogue), streamed: a table, no model."""
+    from selenite.config import resolve_config
+    from selenite.sites.config import SitesConfig, confs
+    from selenite.sites.pipeline import features_table
+
+    if out.suffix.lower() != ".parquet":
+        raise typer.BadParameter("--out must end in .parquet")
+    cfg = resolve_config(SitesConfig, confs, stage="sites", preset="default", config_file=config,
+                         overrides={"cell_m": cell_m, "region_lat": region_lat})
+    with progress_bar() as notify:
+        path = features_table(out, cfg, dem=dem, craters=craters, scheduler=scheduler, progress=notify)
+    meta = json.loads(path.with_suffix(".json").read_text())
+    say(f"{meta['cells']:,} cells × {len(meta['features'])} features in {meta['seconds']['dem']:.1f} s; "
+        f"written to {path}")
+
+
 @sites_app.command("rank")
 def sites_rank(
     out: OutDirOpt,
@@ -336,7 +364,11 @@ def sites_rank(
     region_lat: Annotated[float | None, typer.Option("--region-lat", help="Cells poleward of this latitude "
                                                      "(default -80).")] = None,
     top: Annotated[int | None, typer.Option(help="Sites to list (default 100).")] = None,
-    label: Annotated[str | None, typer.Option(help="Label: rule (default).")] = None,
+    label: Annotated[str | None, typer.Option(help="Label: rule (default: slope / Sun / Earth thresholds, "
+                                              "circular) or hazard (Monte-Carlo touchdowns on --hazard-dem).")] = None,
+    hazard_dem: Annotated[list[Path] | None, typer.Option("--hazard-dem", help="Lander-scale DEM(s) or a folder of "
+                                                          "them: hazard probability per covered cell (a feature, "
+                                                          "or with --label hazard the label).")] = None,
     scheduler: Annotated[str | None, typer.Option(help="Dask distributed scheduler address (default: local "
                                                   "threads).")] = None,
     preset: Annotated[str, typer.Option(help="Named settings: default, quick.")] = "default",
@@ -354,8 +386,8 @@ def sites_rank(
     with progress_bar() as notify:
         path = run_rank(out, cfg, dem=dem, slope=slope, roughness=roughness, illumination=illumination, earth=earth,
                         psr=psr, worst_month=worst_month, sun_earth=sun_earth, dark=dark, craters=craters,
-                        regions=regions, reference_sites=reference_sites, scheduler=scheduler, force=force,
-                        progress=notify)
+                        regions=regions, reference_sites=reference_sites, hazard_dems=hazard_dem,
+                        scheduler=scheduler, force=force, progress=notify)
     ev = json.loads((path / "evaluation.json").read_text())
     sp = ev["spatial_cv"]
     msg = (f"{ev['labelled_cells']:,} cells scored; spatial-CV AUC {sp.get('auc', float('nan')):.3f}"
@@ -437,6 +469,29 @@ def bench_locate_scale(
     row = run_scale_case(work, preset, progress=say)
     say(json.dumps(row))
     update_section(output, "locate-scale", scale_markdown(row, machine_line()))
+    say(f"updated {output}")
+
+
+@bench_app.command("sites")
+def bench_sites(
+    work: Annotated[Path, typer.Option("--work", help="Folder for the synthetic DEMs and outputs.")],
+    sizes: Annotated[list[int] | None, typer.Option("--size", help="DEM sizes (px; default 7600 15200 "
+                                                    "30400).")] = None,
+    output: Annotated[Path, typer.Option("--output", help="Benchmarks file to update.")] = Path("docs/benchmarks.md"),
+) -> None:
+    """DEM → 1 km features over 80–90°S: time and peak memory by DEM size (target: 30,400² in ≤ 3 min, ≤ 2 GB)."""
+    from selenite.bench.record import machine_line, update_section
+    from selenite.bench.sites import polar_case_dem, run_features_case, sites_markdown
+
+    work.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for n in sizes or [7600, 15200, 30400]:
+        say(f"synthetic DEM {n}² …")
+        polar_case_dem(work, n)
+        say(f"features of {n}² …")
+        rows.append(run_features_case(work, n))
+        say(json.dumps(rows[-1]))
+    update_section(output, "sites", sites_markdown(rows, machine_line()))
     say(f"updated {output}")
 
 

@@ -83,9 +83,9 @@ def run_terrain_case(work: Path, n: int, azimuths: int) -> dict:
 def attributes_markdown(r: dict) -> str:
     if "error" in r:
         return f"Attributes of a {r['size']}² DEM: failed ({r['error']})."
-    return (f"**Attributes streamed** (`selenite terrain attributes`, chunks of 1024² with halo streamed row by row, six COGs): a "
-            f"{r['size']:,} × {r['size']:,} px float32 DEM ({r['dem_mib']:,.0f} MiB) took {r['wall_s']:.0f} s with a "
-            f"peak RSS of {r['peak_rss_mib']:,.0f} MiB.")
+    return (f"**Attributes streamed** (`selenite terrain attributes`, chunks of 1024² with halo streamed row by "
+            f"row, six COGs): a {r['size']:,} × {r['size']:,} px float32 DEM ({r['dem_mib']:,.0f} MiB) took "
+            f"{r['wall_s']:.0f} s with a peak RSS of {r['peak_rss_mib']:,.0f} MiB.")
 
 
 def _computed(r: dict) -> float:

@@ -26,6 +26,15 @@ class SitesConfig(StageConfig):
     slope_max_deg: float = 5.0
     sun_min_pct: float = 33.0
     earth_min_pct: float = 50.0
+    # the lander (ASSUMPTIONS) and the hazard label: safe when the Monte-Carlo hazard probability is at most
+    # hazard_max_prob; in hazard mode the ranked sites must also meet the Sun and Earth thresholds
+    lander_legs: int = Field(4, ge=3)
+    leg_radius_m: float = Field(4.0, gt=0)
+    tilt_max_deg: float = Field(8.0, gt=0, lt=90)
+    clearance_m: float = Field(0.5, gt=0)
+    dispersion_m: float = Field(50.0, ge=0)
+    hazard_aims: int = Field(8, ge=1)                    # aim points per cell side (aims² touchdowns per cell)
+    hazard_max_prob: float = Field(0.1, ge=0, le=1)
     # craters
     crater_min_m: float = Field(0.0, ge=0)
     large_crater_m: float = Field(5000.0, gt=0)
@@ -62,5 +71,10 @@ ASSUMPTIONS = {
     "sun_min_pct": "suitable cell: mean Sun visibility at least this (LunarSite's; not a NASA number)",
     "earth_min_pct": "suitable cell: mean Earth visibility at least this (LunarSite's; not a NASA number)",
     "min_separation_km": "two ranked sites are at least this far apart",
+    "tilt_max_deg": "a touchdown fails when the plane through the legs tilts more than this",
+    "clearance_m": "a touchdown fails when the ground under the lander rises this far above the leg plane",
+    "leg_radius_m": "the lander's legs stand on a circle of this radius",
+    "dispersion_m": "1-σ landing dispersion per axis around each aim point",
+    "hazard_max_prob": "hazard label: a cell is safe when at most this fraction of touchdowns fail",
     "match_km": "a site matches a region when within this distance of its polygon (0: inside)",
 }

@@ -32,11 +32,17 @@ def read_craters(path: str | Path) -> pd.DataFrame:
     try:
         import io
 
-        text = p.read_bytes().decode("utf-8")
-        if "\r" in text and "\n" not in text:           # old-Mac line endings
-            text = text.replace("\r", "\n")
-        df = pd.read_csv(io.StringIO(text), sep=None, engine="python")
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        head = p.read_bytes()[:65536].decode("utf-8", "replace")
+        old_mac = "\r" in head and "\n" not in head                  # old-Mac line endings
+        first = head.replace("\r", "\n").split("\n", 1)[0]
+        sep = next((c for c in ("\t", ",", ";", "|") if c in first), r"\s+")
+        source = io.StringIO(p.read_text("utf-8").replace("\r", "\n")) if old_mac else p
+        header = pd.read_csv(io.StringIO(head.replace("\r", "\n")), sep=sep, nrows=0)
+        cols = {c.strip().lower(): c for c in header.columns}
+        wanted = [c for c in (_find(cols, _LON), _find(cols, _LAT), _find(cols, _D_M), _find(cols, _D_KM))
+                  if c is not None]
+        df = pd.read_csv(source, sep=sep, usecols=wanted if len(wanted) >= 3 else None, low_memory=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as exc:
         raise InputError(f"cannot read the crater catalogue {p}: {exc}") from None
     cols = {c.strip().lower(): c for c in df.columns}
     lon, lat = _find(cols, _LON), _find(cols, _LAT)

@@ -69,6 +69,8 @@ def metrics(y: np.ndarray, s: np.ndarray) -> dict:
 
     y = np.asarray(y).astype(int)
     s = np.asarray(s, float)
+    if np.isnan(s).any():                 # a score the baseline cannot give ranks last
+        s = np.where(np.isnan(s), (np.nanmin(s) if np.isfinite(s).any() else 0.0) - 1.0, s)
     out = {"n": int(len(y)), "positives": int(y.sum())}
     if 0 < y.sum() < len(y):
         out["auc"] = float(roc_auc_score(y, s))

@@ -16,7 +16,7 @@ from selenite.sites.grid import CellGrid
 from selenite.sites.rank import region_check, regions_from, top_sites
 
 KEY_COLUMNS = ("slope_mean_deg", "sun_mean_pct", "earth_mean_pct", "psr_frac", "psr_distance_km",
-               "sun_earth_days_max", "crater_density_km2", "elevation_mean_m")
+               "sun_earth_days_max", "crater_density_km2", "elevation_mean_m", "hazard_prob")
 
 
 def labels_for(df: pd.DataFrame, cfg: SitesConfig) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -33,8 +33,22 @@ def labels_for(df: pd.DataFrame, cfg: SitesConfig) -> tuple[np.ndarray, np.ndarr
         raise InputError("the hazard label needs lander-scale hazard probabilities (--hazard-dem)")
     hp = df["hazard_prob"].to_numpy(float)
     labelled = np.isfinite(hp)
-    y = (hp <= cfg.hazard_max_prob).astype(np.int8) if hasattr(cfg, "hazard_max_prob") else (hp <= 0.1)
-    return y.astype(np.int8), labelled, {"kind": "hazard", "circular": False}
+    y = (hp <= cfg.hazard_max_prob).astype(np.int8)
+    return y, labelled, {"kind": "hazard", "circular": False, "hazard_max_prob": cfg.hazard_max_prob,
+                         "note": "safe = at most this fraction of Monte-Carlo touchdowns fail on the lander-scale "
+                                 "DEM; the model never sees that DEM, only the cell features"}
+
+
+def eligible(cells: pd.DataFrame, cfg: SitesConfig) -> np.ndarray | None:
+    """In hazard mode the ranked sites must also meet the Sun and Earth thresholds (when those are known)."""
+    if cfg.label != "hazard":
+        return None
+    ok = np.ones(len(cells), bool)
+    if "sun_mean_pct" in cells:
+        ok &= cells["sun_mean_pct"].to_numpy(float) >= cfg.sun_min_pct
+    if "earth_mean_pct" in cells:
+        ok &= cells["earth_mean_pct"].to_numpy(float) >= cfg.earth_min_pct
+    return ok
 
 
 def write_model_outputs(tmp: dict, df: pd.DataFrame, meta: dict, grid: CellGrid, cfg: SitesConfig) -> None:
@@ -50,6 +64,8 @@ def write_model_outputs(tmp: dict, df: pd.DataFrame, meta: dict, grid: CellGrid,
         baselines["rule (0/1)"] = M.rule_labels(df, cfg.slope_max_deg, cfg.sun_min_pct,
                                                 cfg.earth_min_pct).astype(float)
         baselines["weighted sum"] = M.weighted_sum(df)
+    if "slope_mean_deg" in df:
+        baselines["mean slope alone (gentler = better)"] = -df["slope_mean_deg"].to_numpy(float)
     result = M.train_scorer(df, features, y, labelled, cfg, baselines)
     p, raw, shap = M.score(result, df)
     df = df.copy()
@@ -120,7 +136,8 @@ def write_top_sites(tmp: dict, cells: pd.DataFrame, cfg: SitesConfig) -> None:
 
     features = [c[5:] for c in cells.columns if c.startswith("shap_") and c != "shap_bias"]
     idx = top_sites(cells["score"].to_numpy(float), cells["lon"].to_numpy(), cells["lat"].to_numpy(), cfg.top,
-                    cfg.min_separation_km, tiebreak=cells["score_raw"].to_numpy(float))
+                    cfg.min_separation_km, eligible=eligible(cells, cfg),
+                    tiebreak=cells["score_raw"].to_numpy(float))
     top = cells.iloc[idx]
     out = pd.DataFrame({"rank": np.arange(1, len(idx) + 1), "cell_id": top["cell_id"].to_numpy(),
                         "lon": top["lon"].to_numpy().round(5), "lat": top["lat"].to_numpy().round(5),
@@ -138,6 +155,9 @@ def validation(cells: pd.DataFrame, cfg: SitesConfig, region_gdf, reference_site
     out: dict = {"assumptions": {k: ASSUMPTIONS[k] for k in ("match_km", "min_separation_km")}}
     score = cells["score"].to_numpy(float)
     lon, lat = cells["lon"].to_numpy(), cells["lat"].to_numpy()
+    elig = eligible(cells, cfg)
+    if elig is not None:
+        score = np.where(elig, score, np.nan)
     candidates = np.flatnonzero(np.isfinite(score))
     if region_gdf is not None:
         top_ns = tuple(sorted(set(cfg.validate_top)))

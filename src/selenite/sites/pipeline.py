@@ -27,6 +27,21 @@ LIGHT_FILES = {"illumination": "sun_visibility.tif", "worst_month": "sun_min_mon
                "dark": "longest_dark_days.tif"}
 
 
+def _expand_rasters(items) -> list[Path]:
+    """Files as given; a folder → its GeoTIFFs, sorted."""
+    out: list[Path] = []
+    for it in items or []:
+        p = Path(it).resolve()
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir() if q.suffix.lower() in (".tif", ".tiff"))
+            if not found:
+                raise InputError(f"no GeoTIFF in the folder {p}")
+            out.extend(found)
+        else:
+            out.append(p)
+    return out
+
+
 def _grid_for(cfg: SitesConfig, anchor: Path) -> CellGrid:
     info = raster_info(anchor)
     grid = region_grid(cfg.cell_m, cfg.region_lat, info.bounds, info.crs)
@@ -68,8 +83,28 @@ def compute_light(dem: Path, grid: CellGrid, cfg: SitesConfig, out: dict[str, Pa
             "note": "horizons within the resampled DEM only: terrain beyond its edge is taken as flat"}
 
 
+def lander_of(cfg: SitesConfig):
+    from selenite.sites.hazard import Lander
+
+    return Lander(legs=cfg.lander_legs, leg_radius_m=cfg.leg_radius_m, tilt_max_deg=cfg.tilt_max_deg,
+                  clearance_m=cfg.clearance_m, dispersion_m=cfg.dispersion_m, aims=cfg.hazard_aims)
+
+
+def hazard_grid(grid: CellGrid, cfg: SitesConfig, dems: list[Path], notify) -> np.ndarray:
+    """Monte-Carlo hazard probability of every cell covered by one of ``dems`` (the first that covers it)."""
+    from selenite.sites.hazard import hazard_probability
+
+    out = np.full(grid.shape, np.nan, np.float32)
+    for i, d in enumerate(dems):
+        notify("hazard", i / len(dems))
+        p, _ = hazard_probability(d, grid, lander_of(cfg), seed=cfg.seed + i)
+        out = np.where(np.isnan(out), p, out)
+    return out
+
+
 def build_features(grid: CellGrid, cfg: SitesConfig, dem: Path | None, light: dict[str, Path],
-                   craters: Path | None, scheduler: str | None, notify) -> tuple[pd.DataFrame, dict]:
+                   craters: Path | None, scheduler: str | None, notify,
+                   hazard: np.ndarray | None = None) -> tuple[pd.DataFrame, dict]:
     cols: dict[str, np.ndarray] = {}
     meta: dict = {"grid": {"cell_m": grid.cell_m, "x0": grid.x0, "y0": grid.y0, "nrows": grid.nrows,
                            "ncols": grid.ncols, "region_lat": grid.region_lat, "crs": "IAU_2015:30135"
@@ -92,6 +127,9 @@ def build_features(grid: CellGrid, cfg: SitesConfig, dem: Path | None, light: di
         cols.update({n: arr[i] for i, n in enumerate(F.CRATER_FEATURES)})
         meta["craters"] = {"catalogue": str(craters), "rows": len(cat), "min_diameter_m": cfg.crater_min_m,
                            "large_m": cfg.large_crater_m}
+    if hazard is not None:
+        cols["hazard_prob"] = hazard
+        meta["hazard"] = {"cells": int(np.isfinite(hazard).sum()), "lander": lander_of(cfg).__dict__}
     x, y = grid.centres()
     lon, lat = grid.lonlat()
     rows, cc = np.mgrid[0:grid.nrows, 0:grid.ncols]
@@ -107,7 +145,8 @@ def build_features(grid: CellGrid, cfg: SitesConfig, dem: Path | None, light: di
                        "lon": lon[keep], "lat": lat[keep], "x_m": x[keep], "y_m": y[keep]})
     for name, a in cols.items():
         df[name] = np.asarray(a)[keep].astype(np.float32)
-    model_features = [c for c in cols if c not in F.NOT_MODEL_FEATURES]
+    model_features = [c for c in cols if c not in F.NOT_MODEL_FEATURES
+                      and not (c == "hazard_prob" and cfg.label == "hazard")]   # never the label itself
     allnan = [c for c in model_features if not np.isfinite(df[c]).any()]
     if allnan and len(allnan) == len(model_features):
         raise InputError(f"every feature is NaN over the region ({', '.join(allnan[:5])} …)")
@@ -119,7 +158,7 @@ def build_features(grid: CellGrid, cfg: SitesConfig, dem: Path | None, light: di
 
 def run_rank(out, cfg: SitesConfig, *, dem=None, illumination=None, earth=None, psr=None, worst_month=None,
              sun_earth=None, dark=None, slope=None, roughness=None, craters=None, regions=None,
-             reference_sites=None, scheduler=None, force: bool = False, progress=None):
+             reference_sites=None, hazard_dems=None, scheduler=None, force: bool = False, progress=None):
     notify = progress or (lambda s, f: None)
     dem = None if dem is None else Path(dem).resolve()
     given = {k: Path(v).resolve() for k, v in (("illumination", illumination), ("earth", earth), ("psr", psr),
@@ -129,9 +168,12 @@ def run_rank(out, cfg: SitesConfig, *, dem=None, illumination=None, earth=None, 
     craters = None if craters is None else Path(craters).resolve()
     regions = None if regions is None else Path(regions).resolve()
     reference_sites = None if reference_sites is None else Path(reference_sites).resolve()
+    hazard_dems = _expand_rasters(hazard_dems)
+    if cfg.label == "hazard" and not hazard_dems:
+        raise InputError("the hazard label needs lander-scale DEMs (--hazard-dem FILE or FOLDER)")
     if dem is None and not given:
         raise InputError("give a DEM (--dem) or light / Earth rasters: there is nothing to compute features from")
-    for p in [dem, *given.values()]:
+    for p in [dem, *given.values(), *hazard_dems]:
         if p is not None:
             raster_info(p)                            # readable and lunar: fail before anything is written
     region_gdf = None
@@ -149,7 +191,8 @@ def run_rank(out, cfg: SitesConfig, *, dem=None, illumination=None, earth=None, 
     params = {"config": cfg.model_dump(mode="json"), "dem": str(dem) if dem else None,
               "light": {k: str(v) for k, v in given.items()}, "craters": str(craters) if craters else None,
               "regions": str(regions) if regions else None,
-              "reference_sites": str(reference_sites) if reference_sites else None}
+              "reference_sites": str(reference_sites) if reference_sites else None,
+              "hazard_dems": [str(p) for p in hazard_dems]}
     with Run(out, command="sites rank", params=params, force=force) as run:
         for role, p in [("dem", dem), ("craters", craters), ("regions", regions), *given.items()]:
             if p is not None:
@@ -171,16 +214,29 @@ def run_rank(out, cfg: SitesConfig, *, dem=None, illumination=None, earth=None, 
                 light.setdefault(name, run.path(f"light/{f}"))
             light_meta = json.loads(run.path("light/light.json").read_text())
 
+        hazard = None
+        if hazard_dems:
+            def make_hazard(tmp):
+                np.save(tmp["hazard.npy"], hazard_grid(grid, cfg, hazard_dems, notify))
+
+            run.step("hazard", ["hazard.npy"], make_hazard, reads=hazard_dems,
+                     params={k: getattr(cfg, k) for k in ("cell_m", "region_lat", "lander_legs", "leg_radius_m",
+                                                          "tilt_max_deg", "clearance_m", "dispersion_m",
+                                                          "hazard_aims", "seed")})
+            hazard = np.load(run.path("hazard.npy"))
+
         def make_features(tmp):
-            df, meta = build_features(grid, cfg, dem, light, craters, scheduler, notify)
+            df, meta = build_features(grid, cfg, dem, light, craters, scheduler, notify, hazard)
             df.to_parquet(tmp["features.parquet"], index=False)
             meta["light_computed"] = light_meta
             tmp["features.json"].write_text(canonical_json(meta) + "\n")
 
         reads = [p for p in [dem, craters, *light.values()] if p is not None]
+        if hazard is not None:
+            reads.append(run.path("hazard.npy"))
         run.step("features", ["features.parquet", "features.json"], make_features, reads=reads,
                  params={k: getattr(cfg, k) for k in ("cell_m", "region_lat", "max_k", "min_valid",
-                                                      "crater_min_m", "large_crater_m")})
+                                                      "crater_min_m", "large_crater_m", "label")})
 
         def make_model(tmp):
             from selenite.sites.outputs import write_model_outputs
@@ -193,7 +249,7 @@ def run_rank(out, cfg: SitesConfig, *, dem=None, illumination=None, earth=None, 
                            "evaluation.json"], make_model, reads=["features.parquet", "features.json"],
                  params={k: getattr(cfg, k) for k in ("label", "slope_max_deg", "sun_min_pct", "earth_min_pct",
                                                       "n_trees", "max_depth", "learning_rate", "cv_block_km",
-                                                      "cv_folds", "seed", "min_positives")})
+                                                      "cv_folds", "seed", "min_positives", "hazard_max_prob")})
 
         def make_rank(tmp):
             from selenite.sites.outputs import write_top_sites
@@ -201,7 +257,8 @@ def run_rank(out, cfg: SitesConfig, *, dem=None, illumination=None, earth=None, 
             write_top_sites(tmp, pd.read_parquet(run.path("cells.parquet")), cfg)
 
         run.step("rank", ["top_sites.csv", "top_sites.geojson"], make_rank, reads=["cells.parquet"],
-                 params={k: getattr(cfg, k) for k in ("top", "min_separation_km")})
+                 params={k: getattr(cfg, k) for k in ("top", "min_separation_km", "label", "sun_min_pct",
+                                                      "earth_min_pct")})
 
         if region_gdf is not None or reference_sites is not None:
             def make_validation(tmp):
@@ -225,3 +282,33 @@ def run_rank(out, cfg: SitesConfig, *, dem=None, illumination=None, earth=None, 
                  + (["validation.json"] if run.path("validation.json").exists() else []),
                  params={"assumptions": ASSUMPTIONS})
     return run.root
+
+
+def features_table(out_parquet, cfg: SitesConfig, *, dem, craters=None, rasters: dict | None = None,
+                   scheduler=None, progress=None) -> Path:
+    """Only the cell features (no light computation, no model): ``out_parquet`` and a JSON beside it with the
+    grid, the columns and the seconds each part took. The streaming core of ``sites rank``, timed by
+    ``selenite bench sites``."""
+    import time
+
+    from selenite.runs import atomic_path
+
+    notify = progress or (lambda s, f: None)
+    dem = Path(dem).resolve()
+    given = {k: Path(v).resolve() for k, v in (rasters or {}).items()}
+    for p in [dem, *given.values()]:
+        raster_info(p)
+    if craters is not None:
+        from selenite.sites.inputs import read_craters
+
+        read_craters(craters)
+    grid = _grid_for(cfg, dem)
+    t0 = time.perf_counter()
+    df, meta = build_features(grid, cfg, dem, given, craters, scheduler, notify)
+    meta["seconds"] = {"dem": round(time.perf_counter() - t0, 3)}
+    out_parquet = Path(out_parquet)
+    with atomic_path(out_parquet) as tmp:
+        df.to_parquet(tmp, index=False)
+    with atomic_path(out_parquet.with_suffix(".json")) as tmp:
+        tmp.write_text(canonical_json(meta) + "\n")
+    return out_parquet

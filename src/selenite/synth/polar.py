@@ -5,7 +5,8 @@ The region is a square centred on the pole in the IAU 2015 south polar stereogra
   ``relief_rms_m`` and interpolated by cubic splines;
 - craters from ``d_min_m`` to ``d_max_m`` drawn from the Neukum (2001) production function for the oldest age of
   a smooth *surface-age field* (3.8–4.1 Ga by default) and kept with probability N1(local age) / N1(oldest), so
-  older ground is more cratered; each has the degraded simple-crater profile of :mod:`selenite.synth.terrain`;
+  older ground is more cratered; each has the degraded simple-crater profile of :mod:`selenite.synth.terrain`
+  (craters degraded below depth / D = 0.01 are left out);
 - small-scale roughness: two periodic fractal tiles of incommensurate periods, scaled by the local age (older
   ground rougher).
 Everything is deterministic from the seed and no strip depends on another, so a 30,400² DEM (20 m, 80–90°S)
@@ -24,6 +25,10 @@ import numpy as np
 import pandas as pd
 
 from selenite.geo.crs import map_to_lonlat, polar_stereographic
+
+STAMP_DEPTH = 0.01
+"""Craters degraded below this depth / D are neither stamped nor catalogued (the ``visible`` column marks
+depth / D ≥ 0.02, the criterion of :func:`selenite.synth.terrain.cratered_terrain`)."""
 
 
 @dataclass(frozen=True)
@@ -102,11 +107,13 @@ class PolarDEM:
         s = np.sqrt(2.0 * kappa * age_myr) / (diam / 2.0)
         depth = depth_after_diffusion(s, self._table)
         order = np.argsort(-age_myr)
-        visible = order[depth[order] >= 1e-3]
+        visible = order[depth[order] >= STAMP_DEPTH]
         self._cx, self._cy, self._d, self._s = x[visible], y[visible], diam[visible], np.minimum(s[visible], 3.0)
+        x, y, diam, age_myr, depth = x[visible], y[visible], diam[visible], age_myr[visible], depth[visible]
         lon, lat = map_to_lonlat(polar_stereographic(), x, y)
         self.craters = pd.DataFrame({"lon": lon, "lat": lat, "x_m": x, "y_m": y, "diameter_m": diam,
-                                     "age_myr": age_myr, "depth_to_diameter": depth}).sort_values(
+                                     "age_myr": age_myr, "depth_to_diameter": depth,
+                                     "visible": depth >= 0.02}).sort_values(
             "diameter_m", ascending=False, kind="stable").reset_index(drop=True)
         # small-scale tiles (periods 1024 and 997 px)
         from selenite.synth.terrain import fractal_surface
@@ -114,7 +121,11 @@ class PolarDEM:
         self._tile_a = fractal_surface((1024, 1024), spec.pixel_m, spec.small_rms_slope_deg, 0.8, rng)
         self._tile_b = fractal_surface((997, 997), spec.pixel_m, spec.small_rms_slope_deg / 2.0, 0.8, rng)
         # craters sorted by their top row, for quick strip selection
-        reach = (5.0 + 4.0 * self._s) * self._d / 2.0
+        # each crater's reach: where its degraded profile falls below 1e-4 D (≤ 6.2 R, against 5 R + 4σ)
+        s_grid, r_grid, table = self._table
+        above = np.abs(table) >= 1e-4
+        r_eff = np.array([r_grid[np.flatnonzero(a)[-1]] if a.any() else 0.0 for a in above]) + 2 * r_grid[1]
+        reach = np.interp(self._s, s_grid, r_eff) * self._d / 2.0
         self._top_row = np.floor((self.y_top - (self._cy + reach)) / spec.pixel_m).astype(np.int64)
         self._bottom_row = np.ceil((self.y_top - (self._cy - reach)) / spec.pixel_m).astype(np.int64)
         self._reach = reach
@@ -162,6 +173,72 @@ class PolarDEM:
         return z.astype(np.float32)
 
 
+    def patch(self, x0: float, y0: float, n: int, pixel_m: float, small_d_min_m: float | None = None,
+              small_rms_slope_deg: float = 4.0) -> tuple[np.ndarray, pd.DataFrame]:
+        """A high-resolution n × n DEM patch (top-left corner x0, y0; ``pixel_m``) of the same world: the same
+        relief and craters, plus craters from ``small_d_min_m`` (default 4 px) up to the world's ``d_min`` (at
+        most 500 m) formed within their visible lifetime (uniform flux over the recent past), and small-scale
+        roughness at the patch's pixel (RMS slope ``small_rms_slope_deg`` on the oldest ground). Deterministic
+        from the world's seed and the patch's place. Returns (heights float32, the small craters added)."""
+        from scipy import ndimage
+
+        from selenite.synth.terrain import (
+            depth_after_diffusion,
+            diffusivity_for_diameter,
+            fractal_surface,
+            sample_crater_population,
+        )
+
+        spec = self.spec
+        d_lo = small_d_min_m if small_d_min_m is not None else 4.0 * pixel_m
+        rng = np.random.default_rng([spec.seed, int(round(x0)) & 0xFFFFFFFF, int(round(y0)) & 0xFFFFFFFF, n])
+        xs = x0 + (np.arange(n) + 0.5) * pixel_m
+        ys = y0 - (np.arange(n) + 0.5) * pixel_m
+        gx, gy = np.meshgrid(xs, ys)
+        rr = (self.y_top - gy) / spec.relief_node_m + 1.0
+        cc = (gx - self.x_left) / spec.relief_node_m + 1.0
+        z = ndimage.map_coordinates(self._relief, [rr.ravel(), cc.ravel()], order=3, prefilter=False,
+                                    mode="nearest").reshape(n, n)
+        age = float(self.age_at([x0 + n * pixel_m / 2], [y0 - n * pixel_m / 2])[0])
+        rough = (age - spec.age_min_ga + 0.5) / (spec.age_max_ga - spec.age_min_ga + 0.5)
+        z += rough * fractal_surface((n, n), pixel_m, small_rms_slope_deg, 0.8, rng)
+        s_grid, r_grid, table = self._table
+        # the world's craters that reach the patch
+        ext = n * pixel_m
+        sel = np.flatnonzero((self._cx + self._reach > x0) & (self._cx - self._reach < x0 + ext)
+                             & (self._cy + self._reach > y0 - ext) & (self._cy - self._reach < y0))
+        stamps = [(self._cx[sel], self._cy[sel], self._d[sel], self._s[sel], self._reach[sel])]
+        # the smaller craters of this patch (from a margin around it, so that rims reach in)
+        small = pd.DataFrame(columns=["x_m", "y_m", "diameter_m", "age_myr", "depth_to_diameter"])
+        # craters from d_lo up to the world's d_min (at most 500 m); only those formed within the longest small
+        # crater's Basilevsky lifetime (2.5 D Myr) can still be seen, so only that recent window is drawn
+        d_hi = min(spec.crater_d_min_m, 500.0)
+        if d_lo < d_hi:
+            margin = 3.5 * d_hi
+            area = ((ext + 2 * margin) / 1000.0) ** 2
+            window_ga = min(age, 2.5e-3 * d_hi)
+            diam, age_myr = sample_crater_population(area, window_ga, d_lo, d_hi, rng)
+            cx = x0 - margin + rng.random(diam.size) * (ext + 2 * margin)
+            cy = y0 + margin - rng.random(diam.size) * (ext + 2 * margin)
+            kappa = diffusivity_for_diameter(diam, 0.02, self._table)
+            sc = np.sqrt(2.0 * kappa * age_myr) / (diam / 2.0)
+            depth = depth_after_diffusion(sc, self._table)
+            keep = depth >= STAMP_DEPTH
+            cx, cy, diam, sc, age_myr, depth = (a[keep] for a in (cx, cy, diam, sc, age_myr, depth))
+            sc = np.minimum(sc, 3.0)
+            above = np.abs(table) >= 1e-4
+            r_eff = np.array([r_grid[np.flatnonzero(a)[-1]] if a.any() else 0.0 for a in above]) + 2 * r_grid[1]
+            stamps.append((cx, cy, diam, sc, np.interp(sc, s_grid, r_eff) * diam / 2.0))
+            small = pd.DataFrame({"x_m": cx, "y_m": cy, "diameter_m": diam, "age_myr": age_myr,
+                                  "depth_to_diameter": depth})
+        for cx, cy, d, sc, reach in stamps:
+            order = np.arange(len(cx))
+            _stamp_strip(z, 0, (cx[order] - x0) / pixel_m - 0.5, (y0 - cy[order]) / pixel_m - 0.5,
+                         d[order] / 2.0 / pixel_m, d[order], sc[order] / (s_grid[1] - s_grid[0]), table,
+                         r_grid[1] - r_grid[0], reach[order] / (d[order] / 2.0))
+        return z.astype(np.float32), small
+
+
 @numba.njit(parallel=True, cache=True)
 def _small(z, rough, ta, tb, r0):
     h, w = z.shape
@@ -201,6 +278,18 @@ def _stamp_strip(out, r0, cols, rows, radii_px, diam_m, s_idx, table, r_step, wi
                 h0 = table[i0, j] * (1 - fq) + table[i0, j + 1] * fq
                 h1 = table[i1, j] * (1 - fq) + table[i1, j + 1] * fq
                 out[rr - r0, cc] += (h0 * (1 - fs) + h1 * fs) * diam_m[k]
+
+
+def write_patch(path, world: PolarDEM, x0: float, y0: float, n: int, pixel_m: float) -> Path:
+    """A high-resolution patch of ``world`` as a GeoTIFF in the world's polar stereographic map."""
+    from affine import Affine
+
+    from selenite.geo.raster import write_cog
+
+    z, _ = world.patch(x0, y0, n, pixel_m)
+    write_cog(path, z, crs=polar_stereographic(), transform=Affine(pixel_m, 0, x0, 0, -pixel_m, y0),
+              nodata=np.nan)
+    return Path(path)
 
 
 def write_polar_dem(path, spec: PolarSpec, strip_rows: int = 256, notify=lambda s, f: None) -> PolarDEM:
