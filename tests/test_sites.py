@@ -302,7 +302,7 @@ def test_sites_rank_end_to_end_on_a_synthetic_south_pole(polar_world, tmp_path):
         assert set(v["regions"]["top_n"]) == {"10", "100"} or "1000" in v["regions"]["top_n"]
         for m in v["regions"]["top_n"].values():
             assert 0 < m["p_value"] <= 1
-    assert "Validation" in (out / "report.html").read_text() or not regions.exists()
+    assert "Landing sites: validation" in (out / "report.html").read_text() or not regions.exists()
     r = _run(["verify", str(out)])
     assert r.exit_code == 0, r.output
 
@@ -425,3 +425,25 @@ def test_sites_rank_with_the_hazard_label(polar_world, tmp_path):
     assert ((lab["hazard_prob"] <= 0.5) == (lab["label"] == 1)).all()
     top = pd.read_csv(out / "top_sites.csv")
     assert (top["sun_mean_pct"] >= 20.0).all() and (top["earth_mean_pct"] >= 20.0).all()
+
+
+@pytest.mark.skipif(not (SHARED / "dem" / "pgda78_shoemaker_5mpp_256px.tif").exists(),
+                    reason="needs ../shared/data (PGDA 5 m crop)")
+def test_lander_hazard_on_the_real_pgda_crop():
+    """Real LOLA 5 m relief (1.28 km near 87°S) on 100 m cells: the crater's walls fail, the plains do not, and the
+    hazard follows the cells' mean slope (measured: 136 cells, Spearman ρ = 0.83, 71 % safe, 11 cells ≥ 0.8)."""
+    from scipy.stats import spearmanr
+
+    from selenite.geo.raster import raster_info
+    from selenite.sites.hazard import Lander, hazard_probability
+
+    p = SHARED / "dem" / "pgda78_shoemaker_5mpp_256px.tif"
+    info = raster_info(p)
+    grid = region_grid(100.0, -80.0, info.bounds, info.crs)
+    prob, _ = hazard_probability(p, grid, Lander())
+    arr, _ = F.dem_features(p, grid)
+    slope = arr[F.DEM_FEATURES.index("slope_mean_deg")]
+    ok = np.isfinite(prob) & np.isfinite(slope)
+    assert ok.sum() > 100
+    assert spearmanr(prob[ok], slope[ok])[0] > 0.6
+    assert (prob[ok] <= 0.1).mean() > 0.3 and (prob[ok] >= 0.8).sum() >= 5

@@ -74,6 +74,22 @@ def run_demo(out: str | Path, *, seed: int = 1, preset: str = "demo", force: boo
                 locate_error = str(exc)
                 log.warning("the descent could not be located: %s", exc)
 
+        # landing sites on a synthetic south pole (608 km at 1 km/px, 5 km cells, the rule label)
+        from selenite.sites.config import SitesConfig
+        from selenite.sites.config import confs as sites_confs
+        from selenite.sites.pipeline import run_rank
+        from selenite.sites.report import sites_sections_from_run
+        from selenite.synth.polar import PolarSpec, write_polar_dem
+
+        polar = out / "south_pole" / "polar.tif"
+        if not polar.exists():
+            polar.parent.mkdir(parents=True, exist_ok=True)
+            write_polar_dem(polar, PolarSpec(size_px=608, pixel_m=1000.0, seed=seed))
+        scfg = resolve_config(SitesConfig, sites_confs, stage="sites", preset="quick", overrides={"cell_m": 5000.0})
+        run_rank(out / "sites", scfg, dem=polar, craters=polar.with_name("polar_craters.csv"), force=force,
+                 progress=progress)
+        reads.append("sites/evaluation.json")
+
         def sections():
             secs = [world_section(world)]
             if cfg.descent.enabled and locate_error is None:
@@ -83,6 +99,7 @@ def run_demo(out: str | Path, *, seed: int = 1, preset: str = "demo", force: boo
                                                              "The other stages ran."]))
             secs += [attributes_section_from_run(out / "terrain_attributes"),
                      visibility_section_from_run(out / "terrain_visibility", dem)]
+            secs += sites_sections_from_run(out / "sites")
             return secs
 
         run.step("report", ["report.html"],

@@ -160,6 +160,7 @@ def run_rank(out, cfg: SitesConfig, *, dem=None, illumination=None, earth=None, 
              sun_earth=None, dark=None, slope=None, roughness=None, craters=None, regions=None,
              reference_sites=None, hazard_dems=None, scheduler=None, force: bool = False, progress=None):
     notify = progress or (lambda s, f: None)
+    out = Path(out).resolve()                         # step reads inside the run are absolute paths
     dem = None if dem is None else Path(dem).resolve()
     given = {k: Path(v).resolve() for k, v in (("illumination", illumination), ("earth", earth), ("psr", psr),
                                                ("worst_month", worst_month), ("sun_earth", sun_earth),

@@ -102,24 +102,37 @@ def _metric_rows(ev: dict) -> list[list[object]]:
 
 
 def write_sites_report(tmp: dict, root: Path, grid: CellGrid, cfg: SitesConfig, region_gdf) -> None:
+    """The figures (files) and report.html of a sites run."""
     import matplotlib
 
     matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     cells = pd.read_parquet(root / "cells.parquet")
+    ev = json.loads((root / "evaluation.json").read_text())
+    top = pd.read_csv(root / "top_sites.csv")
+    fig = map_figure(grid, cells, top, region_gdf)
+    fig.savefig(tmp["figures/map.png"], dpi=110, bbox_inches="tight", metadata={"Software": None})
+    fig = shap_figure(cells, ev["features"])
+    fig.savefig(tmp["figures/shap_summary.png"], dpi=100, bbox_inches="tight", metadata={"Software": None})
+    plt.close("all")
+    sections = sites_sections(root, cfg, Path(tmp["figures/map.png"]), Path(tmp["figures/shap_summary.png"]))
+    write_report(tmp["report.html"], "selenite sites rank", sections, str(root))
+
+
+def sites_sections_from_run(root: Path) -> list[Section]:
+    """The report sections of a finished sites run, from its files (for reports that gather several stages)."""
+    root = Path(root)
+    cfg = SitesConfig.model_validate(json.loads((root / "manifest.json").read_text())["params"]["config"])
+    return sites_sections(root, cfg, root / "figures" / "map.png", root / "figures" / "shap_summary.png")
+
+
+def sites_sections(root: Path, cfg: SitesConfig, map_png: Path, shap_png: Path) -> list[Section]:
     ev = json.loads((root / "evaluation.json").read_text())
     top = pd.read_csv(root / "top_sites.csv")
     meta = json.loads((root / "features.json").read_text())
     sections = []
-    fig = map_figure(grid, cells, top, region_gdf)
-    fig.savefig(tmp["figures/map.png"], dpi=110, bbox_inches="tight", metadata={"Software": None})
-    map_uri = png_data_uri(Path(tmp["figures/map.png"]).read_bytes())
-    fig = shap_figure(cells, ev["features"])
-    fig.savefig(tmp["figures/shap_summary.png"], dpi=100, bbox_inches="tight", metadata={"Software": None})
-    shap_uri = png_data_uri(Path(tmp["figures/shap_summary.png"]).read_bytes())
-    import matplotlib.pyplot as plt
-
-    plt.close("all")
-    s = Section("Inputs and cells")
+    s = Section("Landing sites: inputs and cells")
     s.paragraphs.append(f"{meta['cells']:,} cells of {cfg.cell_m:g} m poleward of {cfg.region_lat}° "
                         f"(polar stereographic, true scale at the pole), {len(ev['features'])} features.")
     if meta.get("light_computed"):
@@ -127,28 +140,32 @@ def write_sites_report(tmp: dict, root: Path, grid: CellGrid, cfg: SitesConfig, 
         s.paragraphs.append(f"Sun and Earth visibility computed from the DEM resampled to {lc['pixel_m']:.0f} m, "
                             f"{lc['azimuths']} azimuths, {lc['instants']} instants from {lc['start']} to "
                             f"{lc['end']} every {lc['step']} ({lc['note']}).")
+    if meta.get("hazard"):
+        s.paragraphs.append(f"Lander-scale hazard from Monte-Carlo touchdowns on {meta['hazard']['cells']} covered "
+                            f"cells.")
     s.tables.append((["assumption", "value", "meaning"],
                      [[k, getattr(cfg, k), v] for k, v in ASSUMPTIONS.items()]))
     sections.append(s)
-    s = Section("Scorer")
+    s = Section("Landing sites: scorer")
     lab = ev["label"]
     s.paragraphs.append(f"Label: {lab['kind']}; {ev['labelled_cells']:,} labelled cells, {ev['positives']:,} "
                         f"positive. " + (lab.get("note", "")))
     s.tables.append((["evaluation", "cells", "positives", "AUC", "average precision", "Brier", "ECE"],
                      _metric_rows(ev)))
-    s.figures.append((shap_uri, "SHAP: what drives the score (exact TreeSHAP, log-odds of the uncalibrated "
-                                "model)"))
+    s.figures.append((png_data_uri(shap_png.read_bytes()), "SHAP: what drives the score (exact TreeSHAP, log-odds "
+                                                           "of the uncalibrated model)"))
     sections.append(s)
-    s = Section("Top sites")
-    s.figures.append((map_uri, "Score over the hillshade, regions (orange) and top sites (red)"))
+    s = Section("Landing sites: top sites")
+    s.figures.append((png_data_uri(map_png.read_bytes()), "Score over the hillshade, regions (orange) and top sites "
+                                                          "(red)"))
     cols = [c for c in ("rank", "lon", "lat", "score", "slope_mean_deg", "sun_mean_pct", "earth_mean_pct",
-                        "psr_distance_km", "why") if c in top]
+                        "psr_distance_km", "hazard_prob", "why") if c in top]
     s.tables.append((cols, top[cols].head(20).values.tolist()))
     sections.append(s)
     vpath = root / "validation.json"
     if vpath.exists():
         v = json.loads(vpath.read_text())
-        s = Section("Validation")
+        s = Section("Landing sites: validation")
         if "regions" in v:
             r = v["regions"]
             s.paragraphs.append(f"A site matches a region when it lies within {r['match_km']:g} km of its polygon "
@@ -162,6 +179,13 @@ def write_sites_report(tmp: dict, root: Path, grid: CellGrid, cfg: SitesConfig, 
                                else f"{p['nearest_site_km']:.1f}", p["best_cell_rank"], p["cells_inside"]]
                               for p in r["per_region"]]))
         if "reference_sites" in v:
-            s.paragraphs.append("Reference sites: " + json.dumps(v["reference_sites"]))
+            rs = v["reference_sites"]
+            rows = [[k, f"{m['rho']:.3f}", f"{m['p_value']:.2g}", m["n"]] for k, m in rs.items()
+                    if k.startswith("spearman_")]
+            s.paragraphs.append(f"Reference sites: {rs['in_grid']} of {rs['sites']} inside the grid; our score puts "
+                                f"them at the {100 * rs.get('score_percentile_mean', float('nan')):.0f}th percentile "
+                                f"on average (50th at random).")
+            if rows:
+                s.tables.append((["comparison (Spearman)", "ρ", "p-value", "sites"], rows))
         sections.append(s)
-    write_report(tmp["report.html"], "selenite sites rank", sections, str(root))
+    return sections
