@@ -481,7 +481,13 @@ def bench_sites(
 ) -> None:
     """DEM → 1 km features over 80–90°S: time and peak memory by DEM size (target: 30,400² in ≤ 3 min, ≤ 2 GB)."""
     from selenite.bench.record import machine_line, update_section
-    from selenite.bench.sites import polar_case_dem, run_features_case, sites_markdown
+    from selenite.bench.sites import (
+        hazard_markdown,
+        polar_case_dem,
+        run_features_case,
+        run_hazard_case,
+        sites_markdown,
+    )
 
     work.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -491,7 +497,13 @@ def bench_sites(
         say(f"features of {n}² …")
         rows.append(run_features_case(work, n))
         say(json.dumps(rows[-1]))
-    update_section(output, "sites", sites_markdown(rows, machine_line()))
+    body = sites_markdown(rows, machine_line())
+    if not sizes or 7600 in sizes:
+        say("hazard-label case (7,600², 300 lander-scale patches) …")
+        hz = run_hazard_case(work, 7600)
+        say(json.dumps({k: v for k, v in hz.items() if k != "evaluation"}))
+        body += "\n\n" + hazard_markdown(hz)
+    update_section(output, "sites", body)
     say(f"updated {output}")
 
 

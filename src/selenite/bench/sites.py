@@ -68,3 +68,62 @@ def sites_markdown(rows: list[dict], machine: str) -> str:
         lines += ["", f"Target (30,400² px at 20 m → 1 km features in ≤ 3 min with peak RSS ≤ 2 GB on 2 cores): "
                       f"{'met' if ok else 'not met'} ({target['wall_s']:.0f} s, {target['peak_rss_mib']:.0f} MiB)."]
     return "\n".join(lines)
+
+
+def run_hazard_case(work: Path, size: int = 7600, n_patches: int = 300, patch_px: int = 300,
+                    patch_pixel_m: float = 4.0) -> dict:
+    """The non-circular label measured: lander-scale patches (1.2 km at 4 m) of the synthetic south pole label
+    ``n_patches`` random 1 km cells by Monte-Carlo touchdowns; the scorer sees only the cell features of the
+    ``size``² DEM. Returns the run's evaluation (spatial CV, calibration, random CV, baselines)."""
+    import numpy as np
+
+    from selenite.sites.grid import region_grid
+    from selenite.synth.polar import PolarDEM, PolarSpec, write_patch
+
+    dem = polar_case_dem(work, size)
+    pixel = EXTENT_M / size
+    patches = work / f"patches_{size}"
+    if not patches.exists() or len(list(patches.glob("*.tif"))) < n_patches:
+        patches.mkdir(exist_ok=True)
+        world = PolarDEM(PolarSpec(size_px=size, pixel_m=pixel, seed=11, d_min_m=max(200.0, 5 * pixel)))
+        grid = region_grid(1000.0, -80.0)
+        cells = np.argwhere(grid.in_region())
+        rng = np.random.default_rng(5)
+        margin = (patch_px * patch_pixel_m - 1000.0) / 2
+        for i, (r, c) in enumerate(cells[rng.choice(len(cells), n_patches, replace=False)]):
+            write_patch(patches / f"p{i:03d}.tif", world, grid.x0 + c * 1000.0 - margin,
+                        grid.y0 - r * 1000.0 + margin, patch_px, patch_pixel_m)
+    out = work / f"hazard_run_{size}"
+    args = [sys.executable, "-m", "selenite", "sites", "rank", "--dem", str(dem), "--craters",
+            str(dem.with_name(dem.stem + "_craters.csv")), "--hazard-dem", str(patches), "--label", "hazard",
+            "--preset", "quick", "--out", str(out), "--force"]
+    code, wall, rss, tail = _run_child(args)
+    if code != 0:
+        return {"error": tail}
+    ev = json.loads((out / "evaluation.json").read_text())
+    return {"size": size, "patches": n_patches, "patch_m": patch_px * patch_pixel_m, "patch_pixel_m": patch_pixel_m,
+            "wall_s": wall, "peak_rss_mib": rss, "evaluation": ev}
+
+
+def hazard_markdown(r: dict) -> str:
+    if "error" in r:
+        return f"Hazard-label case: failed ({r['error']})."
+    ev = r["evaluation"]
+
+    def row(name, m):
+        return (f"| {name} | {m.get('auc', float('nan')):.3f} | {m.get('average_precision', float('nan')):.3f} | "
+                f"{m.get('brier', float('nan')):.3f} | {m.get('ece', float('nan')):.3f} |")
+
+    lines = ["### The non-circular label: lander-scale hazard", "",
+             f"{r['patches']} random 1 km cells of the {r['size']:,}² synthetic south pole, each covered by a "
+             f"{r['patch_m']:.0f} m patch of the same world at {r['patch_pixel_m']:g} m (its relief and craters, "
+             "plus the small craters and roughness the coarse DEM lacks), labelled safe when at most 10 % of 64 "
+             "Monte-Carlo touchdowns fail (4 legs on 4 m, 8° tilt, 0.5 m clearance, 50 m dispersion): "
+             f"{ev['positives']} safe of {ev['labelled_cells']}. The scorer sees only the cell features of the coarse "
+             f"DEM (`--preset quick`; whole run {r['wall_s']:.0f} s, {r['peak_rss_mib']:.0f} MiB).", "",
+             "| scores | AUC | average precision | Brier | ECE |", "|---|---|---|---|---|",
+             row("XGBoost, spatial block CV (20 km blocks, 5 folds)", ev["spatial_cv"]),
+             row("the same, calibrated (cross-fitted isotonic)", ev["spatial_cv_calibrated"]),
+             row("XGBoost, random CV (leaky)", ev["random_cv"])]
+    lines += [row(f"baseline: {k}", v) for k, v in ev["baselines"].items()]
+    return "\n".join(lines)

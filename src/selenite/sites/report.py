@@ -135,6 +135,9 @@ def sites_sections(root: Path, cfg: SitesConfig, map_png: Path, shap_png: Path) 
     s = Section("Landing sites: inputs and cells")
     s.paragraphs.append(f"{meta['cells']:,} cells of {cfg.cell_m:g} m poleward of {cfg.region_lat}° "
                         f"(polar stereographic, true scale at the pole), {len(ev['features'])} features.")
+    if meta.get("dem"):
+        s.paragraphs.append(f"DEM read onto the cells at {meta['dem']['pixels_per_cell']} × "
+                            f"{meta['dem']['pixels_per_cell']} pixels per cell, {meta['dem']['read']}.")
     if meta.get("light_computed"):
         lc = meta["light_computed"]
         s.paragraphs.append(f"Sun and Earth visibility computed from the DEM resampled to {lc['pixel_m']:.0f} m, "
