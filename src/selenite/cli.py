@@ -33,7 +33,10 @@ terrain_app = typer.Typer(help="DEM products: slope, roughness, horizons, Sun an
                           "shadow.", no_args_is_help=True)
 sites_app = typer.Typer(help="Pre-landing: rank south-pole landing sites from DEMs, light and crater data, with "
                         "explanations and validation.", no_args_is_help=True)
+craters_app = typer.Typer(help="Craters as objects in DEMs and images: detect with shipped weights, evaluate, "
+                          "train, fine-tune.", no_args_is_help=True)
 app.add_typer(synth_app, name="synth")
+app.add_typer(craters_app, name="craters")
 app.add_typer(sites_app, name="sites")
 app.add_typer(terrain_app, name="terrain")
 app.add_typer(locate_app, name="locate")
@@ -87,6 +90,124 @@ def progress_bar():
 def say(message: str) -> None:
     if not STATE["quiet"]:
         typer.echo(message)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# craters
+# ---------------------------------------------------------------------------------------------------------
+@craters_app.command("detect")
+def craters_detect(
+    out: Annotated[Path, typer.Option("--out", help="Crater CSV to write (an overlay PNG and a JSON sidecar "
+                                      "go beside it).", dir_okay=False)],
+    dem: Annotated[Path | None, typer.Option("--dem", help="A DEM (GeoTIFF/PDS3).")] = None,
+    image: Annotated[Path | None, typer.Option("--image", help="An optical image (PNG/JPEG/TIFF).")] = None,
+    gsd: Annotated[float | None, typer.Option("--gsd", help="Metres per pixel (adds diameter_m).")] = None,
+    weights: Annotated[Path | None, typer.Option("--weights", help="Weights file (default: the shipped ones "
+                                                 "for the input's kind).")] = None,
+    lonlat: Annotated[bool, typer.Option("--lonlat", help="Require lon/lat output (the input must be "
+                                         "georeferenced).")] = False,
+    tta: Annotated[bool | None, typer.Option("--tta/--no-tta", help="Flip test-time augmentation (default: on "
+                                             "for images, off for DEMs).")] = None,
+    threshold: Annotated[float | None, typer.Option(help="Centre-probability threshold (default: the one "
+                                                    "stored with the weights).")] = None,
+    min_diameter: Annotated[float | None, typer.Option("--min-diameter", help="Smallest crater (px).")] = None,
+    max_diameter: Annotated[float | None, typer.Option("--max-diameter", help="Largest crater (px).")] = None,
+) -> None:
+    """Craters in a DEM or an image → CSV (x_px, y_px, diameter_px, score[, lon, lat, diameter_m]) + overlay."""
+    from selenite.craters.pipeline import detect_file
+
+    with progress_bar() as notify:
+        rec = detect_file(dem=dem, image=image, out=out, gsd=gsd, weights=weights, lonlat=lonlat, tta=tta,
+                          threshold=threshold, min_diameter_px=min_diameter, max_diameter_px=max_diameter,
+                          notify=notify)
+    say(f"{rec['n_craters']} craters → {', '.join(rec['outputs'])}")
+
+
+@craters_app.command("evaluate")
+def craters_evaluate(
+    detected: Annotated[Path, typer.Argument(help="Detections CSV (from `selenite craters detect`).")],
+    truth: Annotated[Path, typer.Option("--truth", help="Truth table: same columns, labelled boxes "
+                                        "(ID,X,Y,W,H), or lon/lat with a diameter.")],
+    min_diameter: Annotated[float | None, typer.Option("--min-diameter", help="Score only true craters of "
+                                                       "at least this diameter (px).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Object precision/recall/F1 (centre within 0.5 D, diameter ratio ≤ 1.5, one-to-one), errors, rim pixels."""
+    from selenite.craters.pipeline import evaluate_files, format_evaluation
+
+    res = evaluate_files(detected, truth, min_diameter_px=min_diameter)
+    typer.echo(json.dumps(res, indent=1) if as_json else format_evaluation(res))
+
+
+def _train_cli(kind: str, data: Path | None, synthetic: int, out: Path, steps: int, batch: int, device: str,
+               init: Path | None, lr: float) -> None:
+    from selenite.craters.data import folder_scenes
+    from selenite.craters.detect import DetectSettings
+    from selenite.craters.net import load_weights, save_weights
+    from selenite.craters.recipe import SEED_TRAIN, SEED_VAL, synthetic_scenes
+    from selenite.craters.train import TrainSettings, choose_threshold, train_model
+    from selenite.errors import InputError
+
+    if kind not in ("dem", "image"):
+        raise InputError(f"--kind must be dem or image, not {kind!r}")
+    if out.suffix != ".pt":
+        raise InputError("--out must name a .pt weights file")
+    if data is None and synthetic <= 0:
+        raise InputError("give --data FOLDER (labelled scenes) or --synthetic N")
+    if data is not None:
+        scenes = folder_scenes(data, kind)
+        if len(scenes) < 2:
+            raise InputError(f"{data}: need at least 2 labelled scenes (one is kept for validation)")
+        n_val = max(1, len(scenes) // 5)
+        train, val, src = scenes[:-n_val], scenes[-n_val:], f"{len(scenes) - n_val} scenes of {data}"
+    else:
+        train = synthetic_scenes(kind, SEED_TRAIN, synthetic)
+        val = synthetic_scenes(kind, SEED_VAL, max(2, synthetic // 10))
+        src = f"{synthetic} synthetic {kind} scenes"
+    model, card = (load_weights(init, kind) if init else (None, None))
+    ts = TrainSettings(steps=steps, batch=batch, device=device, lr=lr)
+    with progress_bar() as notify:
+        model = train_model(kind, train, ts, model=model, notify=lambda s, f, r: notify(s, f))
+    min_d = float(card["meta"].get("min_diameter_px", 4.0)) if card else 4.0
+    th, sc = choose_threshold(model, kind, val, DetectSettings(min_diameter_px=min_d, tta=kind == "image"))
+    note = src + (f", fine-tuned from {init}" if init else "")
+    save_weights(out, model, kind, {"threshold": th, "min_diameter_px": min_d, "trained_on": note,
+                                    "validation": sc, "steps": steps, "history": ts.history})
+    say(f"validation F1 {sc['f1']:.3f} at threshold {th} → {out}")
+
+
+KindOpt = Annotated[str, typer.Option("--kind", help="dem or image.")]
+
+
+@craters_app.command("train")
+def craters_train(
+    kind: KindOpt,
+    out: Annotated[Path, typer.Option("--out", help="Weights file to write (.pt).", dir_okay=False)],
+    data: Annotated[Path | None, typer.Option("--data", help="Folder of images/DEMs, each with a crater "
+                                              "table of the same name.")] = None,
+    synthetic: Annotated[int, typer.Option("--synthetic", help="Train on N synthetic scenes instead.")] = 0,
+    steps: Annotated[int, typer.Option(help="Optimiser steps.")] = 2000,
+    batch: Annotated[int, typer.Option(help="Batch size.")] = 16,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+) -> None:
+    """Train a detector from scratch (the last fifth of the scenes chooses the threshold)."""
+    _train_cli(kind, data, synthetic, out, steps, batch, device, None, 3e-3)
+
+
+@craters_app.command("finetune")
+def craters_finetune(
+    data: Annotated[Path, typer.Option("--data", help="Folder of labelled images/DEMs.")],
+    out: Annotated[Path, typer.Option("--out", help="Weights file to write (.pt).", dir_okay=False)],
+    kind: KindOpt = "image",
+    weights: Annotated[Path | None, typer.Option("--weights", help="Start from these (default: shipped).")] = None,
+    steps: Annotated[int, typer.Option(help="Optimiser steps.")] = 500,
+    batch: Annotated[int, typer.Option(help="Batch size.")] = 16,
+    device: Annotated[str, typer.Option(help="cpu or cuda.")] = "cpu",
+) -> None:
+    """Go on training shipped (or given) weights on your own labelled scenes, at a lower learning rate."""
+    from selenite.craters.net import default_weights
+
+    _train_cli(kind, data, 0, out, steps, batch, device, weights or default_weights(kind), 1e-3)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -504,6 +625,28 @@ def bench_sites(
         say(json.dumps({k: v for k, v in hz.items() if k != "evaluation"}))
         body += "\n\n" + hazard_markdown(hz)
     update_section(output, "sites", body)
+    say(f"updated {output}")
+
+
+@bench_app.command("craters")
+def bench_craters(
+    work: Annotated[Path, typer.Option("--work", help="Folder for the 7,600² synthetic DEM and outputs.")],
+    synthetic: Annotated[int, typer.Option(help="Held-out synthetic scenes per kind.")] = 100,
+    throughput: Annotated[bool, typer.Option("--throughput/--no-throughput", help="Time a 7,600² DEM.")] = True,
+    output: Annotated[Path, typer.Option("--output", help="Benchmarks file to update.")] = Path("docs/benchmarks.md"),
+) -> None:
+    """Object F1 (network vs LoG baseline) on held-out synthetic scenes and NAC crops; 7,600² DEM throughput."""
+    from selenite.bench.craters import craters_markdown, run_scene_cases, run_throughput_case
+    from selenite.bench.record import machine_line, update_section
+    from selenite.bench.sites import polar_case_dem
+
+    work.mkdir(parents=True, exist_ok=True)
+    rows = run_scene_cases(synthetic, notify=lambda r: say(json.dumps(r, default=str)))
+    thr = None
+    if throughput:
+        thr = run_throughput_case(polar_case_dem(work, 7600), work)
+        say(json.dumps(thr))
+    update_section(output, "craters", craters_markdown(rows, thr, machine_line()))
     say(f"updated {output}")
 
 

@@ -3,8 +3,8 @@
 - Synthetic DEM tiles and rendered images from the synthetic world's terrain model (``selenite.synth``):
   exact catalogues; pixel size, surface age, background roughness, sun elevation/azimuth, blur and noise drawn
   at random per scene. A crater is labelled when its degraded depth/D is at least 0.05 in a DEM and 0.08
-  in an image (a quarter and two-fifths of a fresh crater's) and it spans at least 3 px. Tiles are periodic, so craters across an edge are labelled
-  on both sides.
+  in an image (a quarter and two-fifths of a fresh crater's) and it spans at least 3 px. Tiles are
+  periodic, so craters across an edge are labelled on both sides.
 - Real labelled images: the LROC NAC crops (boxes → circles, ``catalog.read_craters``) with a fixed split.
 """
 
@@ -107,3 +107,32 @@ def nac_split(folder: str | Path) -> dict[str, list[Scene]]:
     scenes = nac_scenes(folder)
     return {"test": [s for s in scenes if s.name in NAC_TEST], "val": [s for s in scenes if s.name in NAC_VAL],
             "train": [s for s in scenes if s.name not in NAC_TEST + NAC_VAL]}
+
+
+def folder_scenes(folder: str | Path, kind: str) -> list[Scene]:
+    """Labelled scenes from a folder: each image/DEM (``.png .jpg .tif .tiff .LBL``) with a crater table of the
+    same stem (``.csv`` or ``.txt``, any format ``read_craters`` takes; lon/lat tables are placed on a
+    georeferenced raster)."""
+    from selenite.craters.pipeline import read_dem_input, read_image
+    from selenite.craters.rims import catalogue_to_pixels
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: not a folder of labelled scenes")
+    out = []
+    for p in sorted(folder.iterdir()):
+        if p.suffix.lower() not in (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".lbl"):
+            continue
+        table = next((p.with_suffix(s) for s in (".csv", ".txt") if p.with_suffix(s).is_file()), None)
+        if table is None:
+            continue
+        arr, info = read_dem_input(p, False) if kind == "dem" else read_image(p)
+        cat = read_craters(table)
+        if "x_px" not in cat:
+            if info is None:
+                raise InputError(f"{table}: lon/lat craters need a georeferenced {p.name}")
+            cat = catalogue_to_pixels(cat, info)
+        out.append(Scene(arr, cat[["x_px", "y_px", "diameter_px"]], kind, p.stem))
+    if not out:
+        raise InputError(f"{folder}: no image/DEM with a crater table of the same name")
+    return out

@@ -32,39 +32,86 @@ class DetectSettings:
     min_diameter_px: float = 4.0
     max_diameter_px: float | None = None
     tta: bool = False
-    tile: int = 1024
+    tile: int = 768
     overlap: int = 64
     threads: int | None = None
+    engine: str = "onnxruntime"     # or "torch"
+
+
+class Runner:
+    """The network as a function of a (1, 1, h, w) float32 array → (1, 3, h, w) raw outputs.
+
+    ``onnxruntime``: the model is exported to ONNX in memory (dynamic height/width) and run by ONNX Runtime,
+    2.5× faster than eager PyTorch on 2 CPU cores (5.1 against 2.1 Mpx/s at 768², outputs equal to 3e-5);
+    ``torch``: eager PyTorch.
+    """
+
+    def __init__(self, model, engine: str = "onnxruntime", threads: int | None = None):
+        import torch
+
+        self.engine = engine
+        if engine == "torch":
+            self.model = model
+            return
+        if engine != "onnxruntime":
+            raise ValueError(f"engine must be onnxruntime or torch, not {engine!r}")
+        import io
+        import warnings
+
+        import onnxruntime as ort
+
+        buf = io.BytesIO()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, torch.zeros(1, 1, 64, 64), buf, input_names=["x"], output_names=["y"],
+                              dynamic_axes={"x": {2: "h", 3: "w"}, "y": {2: "h", 3: "w"}}, opset_version=17,
+                              dynamo=False)
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads or torch.get_num_threads()
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        self.session = ort.InferenceSession(buf.getvalue(), so, providers=["CPUExecutionProvider"])
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.engine == "torch":
+            import torch
+
+            with torch.inference_mode():
+                return self.model(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+        return self.session.run(None, {"x": np.ascontiguousarray(x, np.float32)})[0]
 
 
 def _taper(n: int, overlap: int) -> np.ndarray:
+    """Blending weight along one tile side: 0 over the outer quarter of the overlap (where the tile's own
+    zero padding reaches), then a linear ramp to 1."""
     w = np.ones(n, np.float32)
     if overlap > 0:
-        ramp = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
+        margin = overlap // 4
+        ramp = np.zeros(overlap, np.float32)
+        ramp[margin:] = (np.arange(overlap - margin, dtype=np.float32) + 0.5) / (overlap - margin)
         w[:overlap] = ramp
         w[-overlap:] = ramp[::-1]
     return w
 
 
-def _forward(model, x: np.ndarray, tta: bool) -> np.ndarray:
+def _forward(run, x: np.ndarray, tta: bool) -> np.ndarray:
     """(3, h, w): rim prob, centre prob, log2 D, for one normalised tile whose sides are multiples of 32."""
-    import torch
-
-    t = torch.from_numpy(np.ascontiguousarray(x))[None, None]
-    flips = [(), (3,), (2,), (2, 3)] if tta else [()]
+    flips = [(), (1,), (0,), (0, 1)] if tta else [()]
     acc = None
-    with torch.inference_mode():
-        for dims in flips:
-            inp = torch.flip(t, dims) if dims else t
-            out = model(inp)
-            out = torch.flip(out, dims) if dims else out
-            out = torch.cat([torch.sigmoid(out[:, :2]), out[:, 2:]], 1)
-            acc = out if acc is None else acc + out
-    return (acc / len(flips))[0].numpy()
+    for dims in flips:
+        inp = np.flip(x, dims) if dims else x
+        out = run(np.ascontiguousarray(inp)[None, None])[0]
+        out = np.flip(out, tuple(d + 1 for d in dims)) if dims else out
+        out = np.concatenate([1.0 / (1.0 + np.exp(-out[:2])), out[2:]])
+        acc = out if acc is None else acc + out
+    return (acc / len(flips)).astype(np.float32)
 
 
-def predict_maps(model, x: np.ndarray, *, tile: int = 1024, overlap: int = 64, tta: bool = False) -> np.ndarray:
-    """The network's three maps over a whole normalised array, tiled with tapered overlap blending."""
+def predict_maps(model, x: np.ndarray, *, tile: int = 768, overlap: int = 64, tta: bool = False) -> np.ndarray:
+    """The network's three maps over a whole normalised array, tiled with tapered overlap blending.
+    ``model`` is a Runner, or a torch module (run eagerly)."""
+    if not isinstance(model, Runner):
+        model = Runner(model, "torch")
     ny, nx = x.shape
     if ny <= tile and nx <= tile:
         py, px = -ny % 32, -nx % 32
@@ -85,7 +132,7 @@ def predict_maps(model, x: np.ndarray, *, tile: int = 1024, overlap: int = 64, t
             sub = x[y0:y0 + tile, x0:x0 + tile]
             h, w = sub.shape
             py, px = -h % 32, -w % 32
-            sub = np.pad(sub, ((0, py), (0, px)), mode="edge")
+            sub = np.pad(sub, ((0, py), (0, px)), mode="reflect" if min(h, w) > max(py, px) else "edge")
             out = _forward(model, sub, tta)[:, :h, :w]
             wy = _taper(h, overlap if ny > tile else 0)
             wx = _taper(w, overlap if nx > tile else 0)
@@ -179,6 +226,7 @@ def detect_array(model, kind: str, array: np.ndarray, settings: DetectSettings, 
 
     if settings.threads:
         torch.set_num_threads(settings.threads)
+    run = model if isinstance(model, Runner) else Runner(model, settings.engine, settings.threads)
     levels = pyramid_levels(array.shape, settings.max_diameter_px)
     found, maps0 = [], None
     current = np.asarray(array, np.float32)
@@ -186,7 +234,7 @@ def detect_array(model, kind: str, array: np.ndarray, settings: DetectSettings, 
         if k:
             current = block_mean(current)
         x = normalise(kind, current)
-        maps = predict_maps(model, x, tile=settings.tile, overlap=settings.overlap, tta=settings.tta)
+        maps = predict_maps(run, x, tile=settings.tile, overlap=settings.overlap, tta=settings.tta)
         if k == 0 and keep_maps:
             maps0 = maps
         lo = settings.min_diameter_px if k == 0 else LEVEL_MIN_D_UPPER

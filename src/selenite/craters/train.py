@@ -2,8 +2,9 @@
 
 Loss: rim — binary cross-entropy (positives weighted 4×); centre — cross-entropy against the Gaussian peaks,
 each pixel weighted 1 + 9·target; size — L1 on log2 D where the size weight is 1. AdamW, linear warm-up over
-a tenth of the steps then a cosine decay; random 256² crops with the 8 flips/rotations; images also get a random gamma. The threshold kept
-in the weights is the one that maximises object F1 on the validation scenes (never the reported test ones).
+a tenth of the steps then a cosine decay; random 256² crops with the 8 flips/rotations; images also get a
+random gamma. The threshold kept in the weights is the one that maximises object F1 on the validation
+scenes (never the reported test ones).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 
 from selenite.craters.data import Scene
-from selenite.craters.detect import DetectSettings, detect_array
+from selenite.craters.detect import DetectSettings, Runner, detect_array
 from selenite.craters.metrics import object_scores
 from selenite.craters.net import build_model, normalise
 from selenite.craters.rims import detector_targets
@@ -137,11 +138,12 @@ def score_scenes(model, kind: str, scenes: list[Scene], settings: DetectSettings
     """Object scores summed over scenes (micro-averaged), for one or several thresholds."""
     thresholds = [settings.threshold] if thresholds is None else list(thresholds)
     low = DetectSettings(**{**settings.__dict__, "threshold": min(thresholds)})
-    dets = [detect_array(model, kind, s.array, low)[0] for s in scenes]
+    run = Runner(model, settings.engine, settings.threads)
+    dets = [detect_array(run, kind, s.array, low)[0] for s in scenes]
     res = {}
     for th in thresholds:
         n_d = n_t = n_m = 0
-        for d, s in zip(dets, scenes):
+        for d, s in zip(dets, scenes, strict=False):
             truth = s.craters[s.craters.diameter_px >= settings.min_diameter_px]
             truth = truth[(truth.x_px >= 0) & (truth.y_px >= 0) & (truth.x_px < s.array.shape[1])
                           & (truth.y_px < s.array.shape[0])]
