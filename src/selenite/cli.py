@@ -636,7 +636,7 @@ def bench_craters(
     output: Annotated[Path, typer.Option("--output", help="Benchmarks file to update.")] = Path("docs/benchmarks.md"),
 ) -> None:
     """Object F1 (network vs LoG baseline) on held-out synthetic scenes and NAC crops; 7,600² DEM throughput."""
-    from selenite.bench.craters import craters_markdown, run_scene_cases, run_throughput_case
+    from selenite.bench.craters import NAC_DIR, craters_markdown, run_ldem_case, run_scene_cases, run_throughput_case
     from selenite.bench.record import machine_line, update_section
     from selenite.bench.sites import polar_case_dem
 
@@ -646,7 +646,11 @@ def bench_craters(
     if throughput:
         thr = run_throughput_case(polar_case_dem(work, 7600), work)
         say(json.dumps(thr))
-    update_section(output, "craters", craters_markdown(rows, thr, machine_line()))
+    ldem = None
+    if (NAC_DIR.parents[2] / "dem" / "LDEM_4.LBL").is_file():
+        ldem = run_ldem_case(NAC_DIR.parents[2], work)
+        say(json.dumps(ldem))
+    update_section(output, "craters", craters_markdown(rows, thr, machine_line(), ldem))
     say(f"updated {output}")
 
 
