@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from selenite.geo.crs import map_to_lonlat, polar_stereographic
+from selenite.synth.terrain import profile_at
 
 STAMP_DEPTH = 0.01
 """Craters degraded below this depth / D are neither stamped nor catalogued (the ``visible`` column marks
@@ -271,13 +272,9 @@ def _stamp_strip(out, r0, cols, rows, radii_px, diam_m, s_idx, table, r_step, wi
             for cc in range(ca, cb + 1):
                 xx = cc - cols[k]
                 q = math.sqrt(xx * xx + yy * yy) / R / r_step
-                j = int(q)
-                if j >= n_r - 1:
+                if int(q) >= n_r - 1:
                     continue
-                fq = q - j
-                h0 = table[i0, j] * (1 - fq) + table[i0, j + 1] * fq
-                h1 = table[i1, j] * (1 - fq) + table[i1, j + 1] * fq
-                out[rr - r0, cc] += (h0 * (1 - fs) + h1 * fs) * diam_m[k]
+                out[rr - r0, cc] += profile_at(table, i0, i1, fs, q) * diam_m[k]
 
 
 def write_patch(path, world: PolarDEM, x0: float, y0: float, n: int, pixel_m: float) -> Path:

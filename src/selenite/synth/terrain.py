@@ -138,6 +138,17 @@ def sample_crater_population(
     return d_km * 1000.0, ages_ga * 1000.0
 
 
+@numba.njit(cache=True, inline="always")
+def profile_at(table, i0, i1, fs, q):
+    """h / D from the degraded-profile table: rows i0, i1 (sigma) blended by fs, column position q (r / R in
+    table steps, q < n_r − 1), bilinear."""
+    j = int(q)
+    fq = q - j
+    h0 = table[i0, j] * (1 - fq) + table[i0, j + 1] * fq
+    h1 = table[i1, j] * (1 - fq) + table[i1, j + 1] * fq
+    return h0 * (1 - fs) + h1 * fs
+
+
 @numba.njit(cache=True)
 def _stamp(out, cols, rows, radii_px, diam_m, s_idx, table, r_step, window_radii):
     ny, nx = out.shape
@@ -158,13 +169,9 @@ def _stamp(out, cols, rows, radii_px, diam_m, s_idx, table, r_step, window_radii
                 cc = c0 + dc
                 xx = cc - cols[k]
                 q = np.sqrt(xx * xx + yy * yy) / R / r_step
-                j = int(q)
-                if j >= n_r - 1:
+                if int(q) >= n_r - 1:
                     continue
-                fq = q - j
-                h0 = table[i0, j] * (1 - fq) + table[i0, j + 1] * fq
-                h1 = table[i1, j] * (1 - fq) + table[i1, j + 1] * fq
-                out[rr % ny, cc % nx] += (h0 * (1 - fs) + h1 * fs) * diam_m[k]
+                out[rr % ny, cc % nx] += profile_at(table, i0, i1, fs, q) * diam_m[k]
 
 
 @dataclass(frozen=True)
