@@ -21,29 +21,11 @@ from selenite.bench.locate import _run_child
 from selenite.craters.classical import choose_classical_threshold, classical_detect
 from selenite.craters.data import nac_split
 from selenite.craters.detect import DetectSettings, Runner, detect_array
-from selenite.craters.metrics import match_craters, object_scores, rim_map_scores
+from selenite.craters.metrics import match_craters, object_scores, rim_map_scores, scene_scores
 from selenite.craters.net import default_weights, load_weights
 from selenite.craters.recipe import SEED_TEST, SEED_VAL, synthetic_scenes
 
 NAC_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "images" / "nac_change4_crops" / "train"
-
-
-def _micro(dets, scenes, min_d) -> dict:
-    n = np.zeros(3)
-    pos, dia = [], []
-    for d, s in zip(dets, scenes, strict=False):
-        truth = s.craters[s.craters.diameter_px >= min_d]
-        truth = truth[(truth.x_px >= 0) & (truth.y_px >= 0) & (truth.x_px < s.array.shape[1])
-                      & (truth.y_px < s.array.shape[0])]
-        sc = object_scores(d, truth, frame="px")
-        n += (sc.n_detected, sc.n_truth, sc.n_matched)
-        if sc.n_matched:
-            pos.append(sc.position_error_median)
-            dia.append(sc.diameter_error_median)
-    p, r = n[2] / max(n[0], 1), n[2] / max(n[1], 1)
-    return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0, "n_truth": int(n[1]),
-            "n_detected": int(n[0]), "position_error": float(np.median(pos)) if pos else float("nan"),
-            "diameter_error": float(np.median(dia)) if dia else float("nan")}
 
 
 def compare_on(kind: str, test, val_for_baseline, tta: bool) -> dict:
@@ -54,13 +36,13 @@ def compare_on(kind: str, test, val_for_baseline, tta: bool) -> dict:
     t0 = time.perf_counter()
     out = [detect_array(run, kind, s.array, st, keep_maps=True) for s in test]
     secs = time.perf_counter() - t0
-    net = _micro([o[0] for o in out], test, st.min_diameter_px)
+    net = scene_scores([o[0] for o in out], test, st.min_diameter_px)
     rims = [rim_map_scores(o[1][0], s.craters) for o, s in zip(out, test, strict=False)]
     net["rim_map_iou"] = float(np.mean([r["rim_iou"] for r in rims]))
     net["rim_map_recall"] = float(np.mean([r["rim_recall"] for r in rims]))
     net["seconds_per_scene"] = secs / len(test)
     th, _ = choose_classical_threshold(kind, val_for_baseline, st.min_diameter_px)
-    base = _micro([classical_detect(kind, s.array, th, st.min_diameter_px) for s in test], test,
+    base = scene_scores([classical_detect(kind, s.array, th, st.min_diameter_px) for s in test], test,
                   st.min_diameter_px)
     base["threshold"] = th
     return {"kind": kind, "scenes": len(test), "threshold": meta["threshold"], "tta": tta,

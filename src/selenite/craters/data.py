@@ -85,22 +85,10 @@ def synthetic_scene(kind: str, seed: int, size: int = 256) -> Scene:
 def nac_scenes(folder: str | Path, names: tuple[str, ...] | None = None) -> list[Scene]:
     """The labelled NAC crops of ``folder`` (``*.png`` with ``*.txt`` box tables), optionally only ``names``
     (the M-number prefixes)."""
-    import imageio.v3 as iio
-
-    folder = Path(folder)
-    out = []
-    for png in sorted(folder.glob("*.png")):
-        stem = png.stem.split("_")[0]
-        if names is not None and stem not in names:
-            continue
-        txt = png.with_suffix(".txt")
-        if not txt.is_file():
-            raise InputError(f"{png}: no label table {txt.name} beside it")
-        img = iio.imread(png)
-        if img.ndim == 3:
-            img = img[..., :3].mean(axis=2)
-        out.append(Scene(img.astype(np.float32), read_craters(txt), "image", stem))
-    return out
+    scenes = folder_scenes(folder, "image")
+    for s in scenes:
+        s.name = s.name.split("_")[0]
+    return [s for s in scenes if names is None or s.name in names]
 
 
 def nac_split(folder: str | Path) -> dict[str, list[Scene]]:

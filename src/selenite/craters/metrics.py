@@ -112,15 +112,39 @@ def pixel_scores(detected: pd.DataFrame, truth: pd.DataFrame, shape: tuple[int, 
                  int(np.ceil((ext.x_px + ext.diameter_px / 2).max())) + 2)
     a = ring_mask(shape, detected.x_px, detected.y_px, detected.diameter_px).astype(bool)
     b = ring_mask(shape, truth.x_px, truth.y_px, truth.diameter_px).astype(bool)
+    return {**_mask_scores(a, b), "shape": list(shape)}
+
+
+def _mask_scores(a: np.ndarray, b: np.ndarray) -> dict:
+    """IoU, precision and recall of predicted mask ``a`` against true mask ``b``."""
     inter, union = int((a & b).sum()), int((a | b).sum())
     return {"rim_iou": inter / union if union else 0.0, "rim_precision": inter / max(int(a.sum()), 1),
-            "rim_recall": inter / max(int(b.sum()), 1), "shape": list(shape)}
+            "rim_recall": inter / max(int(b.sum()), 1)}
 
 
 def rim_map_scores(prob: np.ndarray, truth: pd.DataFrame, threshold: float = 0.5) -> dict:
     """The network's rim map thresholded against one-pixel truth rings: LunarSite's pixel measure."""
     b = ring_mask(prob.shape, truth.x_px, truth.y_px, truth.diameter_px).astype(bool)
-    a = prob >= threshold
-    inter, union = int((a & b).sum()), int((a | b).sum())
-    return {"rim_iou": inter / union if union else 0.0, "rim_precision": inter / max(int(a.sum()), 1),
-            "rim_recall": inter / max(int(b.sum()), 1)}
+    return _mask_scores(prob >= threshold, b)
+
+
+def scene_scores(detections: list[pd.DataFrame], scenes, min_diameter_px: float) -> dict:
+    """Object scores over several scenes, micro-averaged (counts summed), in pixels. A scene's truth is its
+    craters of at least ``min_diameter_px`` whose centres lie inside its array; the centre and diameter
+    errors are the median over scenes of each scene's median."""
+    n = np.zeros(3)
+    pos, dia = [], []
+    for d, s in zip(detections, scenes, strict=True):
+        truth = s.craters[s.craters.diameter_px >= min_diameter_px]
+        truth = truth[(truth.x_px >= 0) & (truth.y_px >= 0) & (truth.x_px < s.array.shape[1])
+                      & (truth.y_px < s.array.shape[0])]
+        sc = object_scores(d, truth, frame="px")
+        n += (sc.n_detected, sc.n_truth, sc.n_matched)
+        if sc.n_matched:
+            pos.append(sc.position_error_median)
+            dia.append(sc.diameter_error_median)
+    p, r = n[2] / max(n[0], 1), n[2] / max(n[1], 1)
+    return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0, "n_detected": int(n[0]),
+            "n_truth": int(n[1]), "n_matched": int(n[2]),
+            "position_error": float(np.median(pos)) if pos else float("nan"),
+            "diameter_error": float(np.median(dia)) if dia else float("nan")}

@@ -69,17 +69,15 @@ def read_image(path: str | Path) -> tuple[np.ndarray, object | None]:
 
 
 def read_dem_input(path: str | Path, need_crs: bool) -> tuple[np.ndarray, object | None]:
-    from selenite.geo.raster import read_dem, read_raster
+    """DEM heights and, when it has a lunar CRS, its RasterInfo (else None: pixel output only)."""
+    from selenite.geo.crs import is_lunar
+    from selenite.geo.raster import read_dem
 
-    try:
-        arr, info = read_dem(path)
-    except InputError as exc:
-        if "CRS" not in str(exc) and "lunar" not in str(exc) and "georef" not in str(exc):
-            raise
+    arr, info = read_dem(path, require_crs=False)
+    if not is_lunar(info.crs):
         if need_crs:
             raise InputError(f"{path}: the DEM has no lunar CRS, so lon/lat cannot be given "
-                             f"(drop --lonlat for pixel output)") from None
-        arr, info = read_raster(path, require_crs=False)
+                             f"(drop --lonlat for pixel output)")
         info = None
     arr = np.asarray(arr, np.float32)
     if not np.isfinite(arr).any():
@@ -90,7 +88,8 @@ def read_dem_input(path: str | Path, need_crs: bool) -> tuple[np.ndarray, object
 
 
 def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    """A hidden temporary name beside ``path`` with the same suffix (writers pick the format from it)."""
+    return path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
 
 
 def overlay_png(path: Path, array: np.ndarray, kind: str, craters: pd.DataFrame) -> None:
@@ -157,13 +156,12 @@ def detect_file(*, dem: Path | None, image: Path | None, out: Path, gsd: float |
     tmps = [_tmp(p) for p in (out, overlay, sidecar)]
     try:
         write_craters(tmps[0], craters)
-        overlay_png(tmps[1].with_suffix(".png"), array, kind, craters)
-        os.replace(tmps[1].with_suffix(".png"), tmps[1])
+        overlay_png(tmps[1], array, kind, craters)
         tmps[2].write_text(json.dumps(record, indent=1, default=str))
-        for t, p in zip(tmps, (out, overlay, sidecar), strict=False):
+        for t, p in zip(tmps, (out, overlay, sidecar), strict=True):
             os.replace(t, p)
     finally:
-        for t in tmps + [tmps[1].with_suffix(".png")]:
+        for t in tmps:
             t.unlink(missing_ok=True)
     record["outputs"] = [str(out), str(overlay), str(sidecar)]
     return record

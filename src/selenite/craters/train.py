@@ -17,7 +17,7 @@ import torch
 
 from selenite.craters.data import Scene
 from selenite.craters.detect import DetectSettings, Runner, detect_array
-from selenite.craters.metrics import object_scores
+from selenite.craters.metrics import scene_scores
 from selenite.craters.net import build_model, normalise
 from selenite.craters.rims import detector_targets
 
@@ -140,19 +140,8 @@ def score_scenes(model, kind: str, scenes: list[Scene], settings: DetectSettings
     low = DetectSettings(**{**settings.__dict__, "threshold": min(thresholds)})
     run = Runner(model, settings.engine, settings.threads)
     dets = [detect_array(run, kind, s.array, low)[0] for s in scenes]
-    res = {}
-    for th in thresholds:
-        n_d = n_t = n_m = 0
-        for d, s in zip(dets, scenes, strict=False):
-            truth = s.craters[s.craters.diameter_px >= settings.min_diameter_px]
-            truth = truth[(truth.x_px >= 0) & (truth.y_px >= 0) & (truth.x_px < s.array.shape[1])
-                          & (truth.y_px < s.array.shape[0])]
-            sc = object_scores(d[d.score >= th], truth, frame="px")
-            n_d, n_t, n_m = n_d + sc.n_detected, n_t + sc.n_truth, n_m + sc.n_matched
-        p, r = n_m / max(n_d, 1), n_m / max(n_t, 1)
-        res[float(th)] = {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0,
-                          "n_detected": n_d, "n_truth": n_t, "n_matched": n_m}
-    return res
+    return {float(th): scene_scores([d[d.score >= th] for d in dets], scenes, settings.min_diameter_px)
+            for th in thresholds}
 
 
 def choose_threshold(model, kind: str, scenes: list[Scene], settings: DetectSettings) -> tuple[float, dict]:

@@ -154,9 +154,10 @@ def read_raster(
     return data, _window_transform(info, window)
 
 
-def read_dem(path: str | Path, *, window: Window | None = None) -> tuple[np.ndarray, RasterInfo]:
+def read_dem(path: str | Path, *, window: Window | None = None,
+             require_crs: bool = True) -> tuple[np.ndarray, RasterInfo]:
     """Read a DEM as heights in metres above the 1737.4 km reference sphere (nodata → NaN)."""
-    data, info = read_raster(path, window=window, apply_scale=False)
+    data, info = read_raster(path, window=window, apply_scale=False, require_crs=require_crs)
     offset = info.offset
     if abs(offset - MOON_RADIUS_M) < 1.0:  # radius-valued product (PDS3 LOLA): keep heights
         offset = 0.0
