@@ -35,7 +35,10 @@ sites_app = typer.Typer(help="Pre-landing: rank south-pole landing sites from DE
                         "explanations and validation.", no_args_is_help=True)
 craters_app = typer.Typer(help="Craters as objects in DEMs and images: detect with shipped weights, evaluate, "
                           "train, fine-tune.", no_args_is_help=True)
+geology_app = typer.Typer(help="After touchdown: orthorectify descent frames, calibrate their scale, date the surface "
+                          "(CSFD) and its craters, size rocks.", no_args_is_help=True)
 app.add_typer(synth_app, name="synth")
+app.add_typer(geology_app, name="geology")
 app.add_typer(craters_app, name="craters")
 app.add_typer(sites_app, name="sites")
 app.add_typer(terrain_app, name="terrain")
@@ -90,6 +93,51 @@ def progress_bar():
 def say(message: str) -> None:
     if not STATE["quiet"]:
         typer.echo(message)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# geology
+# ---------------------------------------------------------------------------------------------------------
+@geology_app.command("date")
+def geology_date(
+    craters: Annotated[Path, typer.Option("--craters", help="craterstats .scc/.diam (km) or a CSV with "
+                                          "diameter_m / diameter_km (e.g. from `selenite craters detect`).")],
+    d_range: Annotated[tuple[float, float] | None, typer.Option("--range", help="Diameter range DMIN DMAX "
+                                                                "(km unless --units m); default: all craters.")]
+    = None,
+    units: Annotated[str, typer.Option("--units", help="Units of --range: km or m.")] = "km",
+    area: Annotated[float | None, typer.Option("--area", help="Counted area in km² (required for a CSV; "
+                                               "overrides the file's).")] = None,
+    chron: Annotated[str, typer.Option("--chronology", help="neukum2001, neukum1983 or yue2022.")] = "neukum2001",
+    fits: Annotated[bool, typer.Option("--fits", help="Also the cumulative and differential fits.")] = False,
+    resurfacing: Annotated[bool, typer.Option("--resurfacing", help="Resurfacing correction for the "
+                                              "cumulative fit.")] = False,
+    binning: Annotated[str, typer.Option("--binning", help="root-2, 10/decade or 20/decade.")] = "root-2",
+    quantiles: Annotated[str, typer.Option("--quantiles", help="grid (as craterstats 3.6) or exact "
+                                           "(analytic Gamma quantiles).")] = "grid",
+    gsd: Annotated[float | None, typer.Option("--gsd", help="Metres per pixel for a CSV with pixel "
+                                              "diameters only.")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="CSFD plot to write (PNG).", dir_okay=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Model age of a crater count: Poisson (median, +1σ, −1σ), N(1), craters in range, CSFD plot."""
+    from selenite.errors import InputError
+    from selenite.geology.dating import age_line, date_count
+
+    if units not in ("km", "m"):
+        raise InputError(f"--units must be km or m (got {units!r})")
+    rng = None if d_range is None else tuple(v / 1000.0 if units == "m" else v for v in d_range)
+    rec = date_count(craters, rng, area, chron, fits=fits, resurfacing=resurfacing, binning=binning,
+                     quantiles=quantiles, gsd_m=gsd, plot=plot)
+    if as_json:
+        typer.echo(json.dumps(rec, indent=1))
+        return
+    for a in rec["ages"]:
+        typer.echo(age_line(a))
+    for w in rec["warnings"]:
+        console.print(f"[yellow]warning:[/yellow] {w}")
+    if plot is not None:
+        say(f"plot → {plot}")
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -1,0 +1,96 @@
+"""Figures of the geology stage: the CSFD plot (cumulative, differential with isochrons, the age distribution),
+randomness results, orthorectification before/after and degradation classes."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from selenite.cratering import chronology  # noqa: E402
+from selenite.geology.csfd import AgeResult, CraterCount, binned, equilibrium_density  # noqa: E402
+
+ISOCHRONS_GA = (0.01, 0.1, 1.0, 3.0, 3.5, 4.0)
+
+
+def _fmt_age(t: float, plus: float, minus: float) -> str:
+    if t >= 1.0:
+        return f"{t:.3g} +{plus:.2g} −{minus:.2g} Ga"
+    return f"{t * 1000:.3g} +{plus * 1000:.2g} −{minus * 1000:.2g} Ma"
+
+
+def csfd_figure(path, count: CraterCount, ages: list[AgeResult], binning: str = "root-2", title: str = "") -> None:
+    """Cumulative and differential CSFD with isochrons, the fitted ages over their ranges, and the Poisson age
+    distribution(s)."""
+    b = binned(count, binning)
+    cf = chronology(ages[0].chronology if ages else "neukum2001")
+    pf = cf.production
+    lo_pf, hi_pf = pf.range_km
+    d_all = np.geomspace(max(lo_pf, b["d_min"][0] / 2), min(hi_pf, b["d_max"][-1] * 4), 200)
+    has_pdf = any(a.pdf is not None and a.pdf.size for a in ages)
+    fig, axes = plt.subplots(1, 3 if has_pdf else 2, figsize=(13 if has_pdf else 9.5, 4.6),
+                             gridspec_kw={"width_ratios": [1, 1, 0.7] if has_pdf else [1, 1]})
+    ax_c, ax_d = axes[0], axes[1]
+    for t in ISOCHRONS_GA:
+        n1 = cf.n1(t)
+        ax_c.plot(d_all, pf.cumulative(d_all, n1), color="0.8", lw=0.7)
+        ax_d.plot(d_all, pf.differential(d_all, n1), color="0.8", lw=0.7)
+    ax_c.plot(d_all, equilibrium_density(d_all), "k:", lw=0.8, label="equilibrium (Trask 1966)")
+    ok = b["n_cum"] > 0
+    err = b["cum_density"][ok] / np.sqrt(b["n_cum"][ok])
+    ax_c.errorbar(b["d_min"][ok], b["cum_density"][ok], yerr=err, fmt="s", ms=3, color="k", lw=0.6,
+                  label=f"{count.n} craters, {count.area_km2:.4g} km²")
+    okd = b["n"] > 0
+    errd = b["diff_density"][okd] / np.sqrt(b["n"][okd])
+    ax_d.errorbar(b["d_mid"][okd], b["diff_density"][okd], yerr=errd, fmt="o", ms=3, color="k", lw=0.6)
+    colors = ["tab:red", "tab:blue", "tab:green", "tab:purple"]
+    for i, a in enumerate(ages):
+        c = colors[i % len(colors)]
+        dr = np.geomspace(a.d_range_km[0], a.d_range_km[1], 50)
+        label = f"{a.method}{' (resurf.)' if a.resurfacing else ''} {a.d_range_km[0] * 1000:.4g}–" \
+                f"{a.d_range_km[1] * 1000:.4g} m: {_fmt_age(a.age_ga, a.plus_ga, a.minus_ga)}"
+        ax_c.plot(dr, pf.cumulative(dr, a.n1_per_km2), color=c, lw=2, label=label)
+        ax_d.plot(dr, pf.differential(dr, a.n1_per_km2), color=c, lw=2)
+    for ax, ylab in ((ax_c, "cumulative crater density N(≥D) [km⁻²]"),
+                     (ax_d, "differential density dN/dD [km⁻³]")):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("crater diameter D [km]")
+        ax.set_ylabel(ylab)
+        ax.grid(True, which="major", lw=0.3, color="0.9")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax_c.set_xlim(d_all[0], d_all[-1] * 1.6)
+    ax_d.set_xlim(d_all[0], d_all[-1] * 1.6)
+    top = b["cum_density"][ok].max() * 10
+    ax_c.set_ylim(b["cum_density"][ok].min() / 30, top)
+    ax_d.set_ylim(b["diff_density"][okd].min() / 30, b["diff_density"][okd].max() * 10)
+    y0, y1 = ax_c.get_ylim()
+    for t in ISOCHRONS_GA:   # label each isochron where it leaves the plot (right edge or bottom)
+        dd = d_all[pf.cumulative(d_all, cf.n1(t)) >= y0 * 1.5]
+        if dd.size and pf.cumulative(dd[-1], cf.n1(t)) < y1:
+            ax_c.text(dd[-1], pf.cumulative(dd[-1], cf.n1(t)), f"{t:g} Ga", fontsize=6, color="0.45",
+                      ha="right", va="bottom", clip_on=True)
+    ax_c.legend(fontsize=6.5, loc="lower left")
+    ax_c.set_title("cumulative", fontsize=9)
+    ax_d.set_title(f"differential ({binning} bins) — {cf.name}", fontsize=9)
+    if has_pdf:
+        ax_p = axes[2]
+        for i, a in enumerate(ages):
+            if a.pdf is None or not a.pdf.size:
+                continue
+            c = colors[i % len(colors)]
+            ax_p.plot(a.pdf_t_ga, a.pdf / a.pdf.max(), color=c, lw=1.2)
+            band = (a.pdf_t_ga >= a.age_ga - a.minus_ga) & (a.pdf_t_ga <= a.age_ga + a.plus_ga)
+            ax_p.fill_between(a.pdf_t_ga[band], a.pdf[band] / a.pdf.max(), color=c, alpha=0.25)
+            ax_p.axvline(a.age_ga, color=c, lw=0.8)
+        ax_p.set_xlabel("model age [Ga]")
+        ax_p.set_yticks([])
+        ax_p.set_ylim(bottom=0)
+        ax_p.set_title("Poisson age distribution (±1σ shaded)", fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, format="png", metadata={"Software": None})
+    plt.close(fig)
