@@ -157,3 +157,46 @@ def test_date_cli_text_json_plot_and_bad_input(shared_data, tmp_path):
     # with --area the file's missing area is supplied
     ok = _cli("geology", "date", "--craters", str(no_area), "--area", "52.4872365075213", "--range", "0.2", "0.8")
     assert ok.returncode == 0 and "2.47" in ok.stdout
+
+
+def _count_from_xy(xy_m: np.ndarray, side_m: float, d_km: float = 0.1) -> CraterCount:
+    """A count on a square of side_m metres at (0°, 0°) with crater centres at xy_m (metres from the corner)."""
+    deg = 180.0 / (np.pi * 1737400.0)
+    ring = np.array([[0, 0], [side_m, 0], [side_m, side_m], [0, side_m], [0, 0]]) * deg
+    return CraterCount(np.full(len(xy_m), d_km), (side_m / 1000) ** 2, "synthetic", xy_m[:, 0] * deg,
+                       xy_m[:, 1] * deg, rings=[{"sub_area": 1, "tag": "ext", "lonlat": ring}])
+
+
+def test_randomness_tells_random_clustered_and_ordered_apart():
+    from selenite.geology.randomness import randomness
+
+    rng = np.random.default_rng(5)
+    side = 10_000.0
+    uniform = rng.uniform(0, side, (80, 2))
+    centres = rng.uniform(2000, 8000, (4, 2))
+    clustered = np.concatenate([c + rng.normal(0, 250, (20, 2)) for c in centres])
+    g = (np.arange(9) + 0.5) * side / 9
+    ordered = np.array([(x, y) for x in g for y in g])[:80] + rng.normal(0, 50, (80, 2))
+    out = {}
+    for name, xy in (("uniform", uniform), ("clustered", clustered), ("ordered", ordered)):
+        res, geo = randomness(_count_from_xy(xy, side), trials=200, seed=1)
+        assert geo["area_km2_polygon"] == pytest.approx(100.0, rel=2e-3)
+        out[name] = {r.measure: r.n_sigma for r in res}
+    assert abs(out["uniform"]["m2cnd"]) < 2.5 and abs(out["uniform"]["sdaa"]) < 2.5
+    assert out["clustered"]["m2cnd"] < -3 and out["clustered"]["sdaa"] > 3
+    assert out["ordered"]["m2cnd"] > 3 and out["ordered"]["sdaa"] < -3
+
+
+def test_randomness_cli_on_the_chang_e6_count(shared_data, tmp_path):
+    scc = shared_data / "csfd" / "CE-6_8km_vicinity.scc"
+    p = _cli("geology", "randomness", "--craters", str(scc), "--trials", "40", "--json", "--plot",
+             str(tmp_path / "r.png"))
+    assert p.returncode == 0, p.stderr
+    rec = json.loads(p.stdout)
+    assert rec["area_km2_polygon"] == pytest.approx(52.4872, rel=1e-3)   # the polygon agrees with the file
+    assert sum(b["n"] for b in rec["bins"]) >= 770 and not rec["warnings"]
+    assert (tmp_path / "r.png").stat().st_size > 10_000
+    diam = tmp_path / "x.diam"
+    diam.write_text("area = 10\n0.1\n0.2\n0.3\n")
+    q = _cli("geology", "randomness", "--craters", str(diam))
+    assert q.returncode == 2 and "positions" in q.stderr and q.stderr.count("\n") == 1

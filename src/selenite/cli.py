@@ -78,16 +78,22 @@ def progress_bar():
     if STATE["quiet"]:
         yield lambda step, frac: None
         return
-    with Progress(TextColumn("{task.description:<18}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                  TimeElapsedColumn(), console=console, transient=False) as prog:
-        tasks: dict[str, int] = {}
+    prog = Progress(TextColumn("{task.description:<18}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                    TimeElapsedColumn(), console=console, transient=False)
+    tasks: dict[str, int] = {}
 
-        def notify(step: str, frac: float) -> None:
-            if step not in tasks:
-                tasks[step] = prog.add_task(step, total=1.0)
-            prog.update(tasks[step], completed=frac)
+    def notify(step: str, frac: float) -> None:
+        if not tasks:
+            prog.start()   # started on the first report, so an early input error prints its one line only
+        if step not in tasks:
+            tasks[step] = prog.add_task(step, total=1.0)
+        prog.update(tasks[step], completed=frac)
 
+    try:
         yield notify
+    finally:
+        if tasks:
+            prog.stop()
 
 
 def say(message: str) -> None:
@@ -138,6 +144,31 @@ def geology_date(
         console.print(f"[yellow]warning:[/yellow] {w}")
     if plot is not None:
         say(f"plot → {plot}")
+
+
+@geology_app.command("randomness")
+def geology_randomness(
+    craters: Annotated[Path, typer.Option("--craters", help="craterstats .scc with crater positions and the "
+                                          "area polygon.")],
+    trials: Annotated[int, typer.Option("--trials", help="Monte-Carlo configurations per bin.")] = 300,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed of the Monte Carlo.")] = 0,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Figure to write (PNG).", dir_okay=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """M2CND and SDAA per root-2 diameter bin against Monte-Carlo random placements (Michael et al. 2012)."""
+    from selenite.geology.dating import randomness_record
+
+    with progress_bar() as notify:
+        rec = randomness_record(craters, trials=trials, seed=seed, plot=plot, notify=notify)
+    if as_json:
+        typer.echo(json.dumps(rec, indent=1))
+        return
+    typer.echo(f"{'D range [m]':>17s}  {'n':>4s}  {'M2CND nσ':>9s}  {'SDAA nσ':>8s}  verdict")
+    for row in rec["bins"]:
+        typer.echo(f"{row['d_min_km'] * 1000:8.4g}–{row['d_max_km'] * 1000:<8.4g} {row['n']:5d}  "
+                   f"{row['m2cnd']['n_sigma']:+9.2f}  {row['sdaa']['n_sigma']:+8.2f}  {row['verdict']}")
+    for w in rec["warnings"]:
+        console.print(f"[yellow]warning:[/yellow] {w}")
 
 
 # ---------------------------------------------------------------------------------------------------------

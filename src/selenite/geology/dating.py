@@ -60,3 +60,35 @@ def age_line(a: dict) -> str:
     extra = " with resurfacing correction" if a.get("resurfacing") else ""
     return (f"{a['method']:8s} {age}  N(1) = {a['n1_per_km2']:.3e} km⁻²  ({a['n']} craters, {lo * 1000:.4g}–"
             f"{hi * 1000:.4g} m, {a['chronology_name']}{extra})")
+
+
+def randomness_record(craters: str | Path, trials: int = 300, seed: int = 0, plot: str | Path | None = None,
+                      notify=None) -> dict:
+    """Randomness analysis of a .scc count as a JSON-ready record (and its figure when asked)."""
+    from selenite.geology.randomness import randomness
+
+    if plot is not None and not Path(plot).parent.is_dir():
+        raise InputError(f"{Path(plot).parent}: no such folder for the plot")
+    count = read_count(craters)
+    results, geo = randomness(count, trials=trials, seed=seed, notify=notify)
+    rows: dict[float, dict] = {}
+    for r in results:
+        row = rows.setdefault(r.d_min_km, {"d_min_km": r.d_min_km, "d_max_km": r.d_max_km, "n": r.n})
+        row[r.measure] = {"value": r.value, "mc_mean": r.mc_mean, "mc_sd": r.mc_sd, "mc_2.5%": r.mc_lo,
+                          "mc_97.5%": r.mc_hi, "n_sigma": r.n_sigma, "verdict": r.verdict}
+    for row in rows.values():
+        verdicts = {row[m]["verdict"] for m in ("m2cnd", "sdaa")}
+        row["verdict"] = "random" if verdicts == {"random"} else "/".join(sorted(verdicts - {"random"}))
+    rec = {"craters": str(craters), "trials": trials, "seed": seed, "area_km2_file": count.area_km2,
+           "area_km2_polygon": geo["area_km2_polygon"], "craters_outside_polygon": int((~geo["inside"]).sum()),
+           "bins": list(rows.values()), "warnings": []}
+    if abs(geo["area_km2_polygon"] / count.area_km2 - 1) > 0.02:
+        rec["warnings"].append(f"the area polygon encloses {geo['area_km2_polygon']:.4g} km² but the file states "
+                               f"{count.area_km2:.4g} km²; the polygon is used here")
+    if plot is not None:
+        from selenite.geology.plots import randomness_figure
+
+        with atomic_path(plot) as tmp:
+            randomness_figure(tmp, results, geo, title=Path(craters).name)
+        rec["plot"] = str(plot)
+    return rec

@@ -94,3 +94,43 @@ def csfd_figure(path, count: CraterCount, ages: list[AgeResult], binning: str = 
     fig.tight_layout()
     fig.savefig(path, dpi=110, format="png", metadata={"Software": None})
     plt.close(fig)
+
+
+def randomness_figure(path, results, geo, title: str = "") -> None:
+    """Crater map in the equal-area plane and n_σ of M2CND and SDAA per diameter bin with the ±2σ band."""
+    import shapely
+
+    fig, (ax_m, ax_s) = plt.subplots(1, 2, figsize=(10.5, 4.4), gridspec_kw={"width_ratios": [1, 1.25]})
+    poly = geo["polygon"]
+    for g in getattr(poly, "geoms", [poly]):
+        xs, ys = g.exterior.xy
+        ax_m.plot(np.asarray(xs) / 1000, np.asarray(ys) / 1000, "k-", lw=0.8)
+        for hole in g.interiors:
+            hx, hy = hole.xy
+            ax_m.plot(np.asarray(hx) / 1000, np.asarray(hy) / 1000, "k--", lw=0.6)
+    xy = geo["xy"] / 1000
+    ax_m.plot(xy[geo["inside"], 0], xy[geo["inside"], 1], ".", ms=2, color="tab:blue")
+    ax_m.plot(xy[~geo["inside"], 0], xy[~geo["inside"], 1], "x", ms=3, color="0.6")
+    ax_m.set_aspect("equal")
+    ax_m.set_xlabel("km (equal-area plane)")
+    ax_m.set_title(f"craters in the counted area ({shapely.area(poly) / 1e6:.4g} km²)", fontsize=9)
+    ax_s.axhspan(-2, 2, color="0.9")
+    for meas, mk, c in (("m2cnd", "o", "tab:blue"), ("sdaa", "s", "tab:orange")):
+        rr = [r for r in results if r.measure == meas]
+        if rr:
+            dm = np.array([np.sqrt(r.d_min_km * r.d_max_km) * 1000 for r in rr])
+            ax_s.plot(dm, [r.n_sigma for r in rr], mk + "-", color=c, ms=4, lw=0.8, label=meas.upper())
+    for r in results:
+        if r.measure == "m2cnd":
+            ax_s.text(np.sqrt(r.d_min_km * r.d_max_km) * 1000, 0.02, f"n={r.n}", fontsize=6, ha="center",
+                      va="bottom", color="0.4", transform=ax_s.get_xaxis_transform())
+    ax_s.set_xscale("log")
+    ax_s.set_xlabel("crater diameter (bin centre) [m]")
+    ax_s.set_ylabel("n_σ from random (Monte Carlo)")
+    ax_s.set_title("randomness: M2CND low / SDAA high = clustered", fontsize=9)
+    ax_s.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, format="png", metadata={"Software": None})
+    plt.close(fig)
