@@ -171,6 +171,60 @@ def geology_randomness(
         console.print(f"[yellow]warning:[/yellow] {w}")
 
 
+@geology_app.command("ortho")
+def geology_ortho(
+    out: Annotated[Path, typer.Option("--out", help="Ortho GeoTIFF to write (0 = no data).", dir_okay=False)],
+    gsd: Annotated[float, typer.Option("--gsd", help="Output metres per pixel.")],
+    frame: Annotated[Path | None, typer.Option("--frame", help="The frame image (default with --run: the "
+                                               "run's frame of that index).")] = None,
+    pose: Annotated[Path | None, typer.Option("--pose", help="Pose JSON: one frame (camera, R_world_to_camera, "
+                                              "t, crs_wkt, ground), a run's poses.json or a synthetic "
+                                              "truth.json (with --frame-index).")] = None,
+    run: Annotated[Path | None, typer.Option("--run", help="A `selenite locate` run folder.")] = None,
+    frame_index: Annotated[int | None, typer.Option("--frame-index", help="Frame index within the run.")] = None,
+    normal: Annotated[tuple[float, float, float] | None, typer.Option("--normal", help="Ground normal nx ny nz "
+                                                                       "in the world frame (default: the "
+                                                                       "pose file's, else vertical).")] = None,
+    ground_z: Annotated[float | None, typer.Option("--ground-z", help="Height of the ground plane in the world "
+                                                   "frame (default: the pose file's ground).")] = None,
+    dem: Annotated[Path | None, typer.Option("--dem", help="Project onto this DEM (in the frame's map CRS) "
+                                             "instead of the plane.")] = None,
+) -> None:
+    """Orthorectify a descent frame from its pose and the surface normal (or a DEM) → georeferenced GeoTIFF."""
+    from selenite.geology.frames import ortho_file
+
+    rec = ortho_file(out, gsd, pose=pose, run=run, frame_index=frame_index, frame=frame, normal=normal,
+                     ground_z=ground_z, dem=dem)
+    say(f"{rec['ortho']}: {rec['size_px'][0]}×{rec['size_px'][1]} px at {gsd:g} m/px ({rec['method']}, view "
+        f"tilt {rec['view_tilt_deg']:.1f}°, {rec['valid_fraction']:.0%} covered)")
+
+
+@geology_app.command("gsd")
+def geology_gsd(
+    control: Annotated[Path, typer.Option("--control", help="CSV of ≥ 5 control points: image_x, image_y, "
+                                          "map_x, map_y (m) or map_col, map_row (with --map-gsd).")],
+    image: Annotated[Path | None, typer.Option("--image", help="The image (its size bounds the points).")]
+    = None,
+    map_gsd: Annotated[float | None, typer.Option("--map-gsd", help="Metres per map pixel when the map points "
+                                                  "are pixels.")] = None,
+    max_residual: Annotated[float, typer.Option("--max-residual", help="Warn above this residual (image "
+                                                "px).")] = 2.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Ground sample distance of an image from control points on a map (least squares), with residuals."""
+    from selenite.geology.gsd import gsd_from_file
+
+    rec = gsd_from_file(control, map_gsd, max_residual, image=image)
+    if as_json:
+        typer.echo(json.dumps(rec, indent=1))
+        return
+    typer.echo(f"GSD {rec['gsd_m']:.5g} ± {rec['gsd_sigma_m']:.2g} m/px from {rec['n_points']} points "
+               f"(rotation {rec['rotation_deg']:.2f}°, RMS residual {rec['rms_residual_px']:.2f} px = "
+               f"{rec['rms_residual_m']:.3g} m)")
+    for w in rec["warnings"]:
+        console.print(f"[yellow]warning:[/yellow] {w}")
+
+
 # ---------------------------------------------------------------------------------------------------------
 # craters
 # ---------------------------------------------------------------------------------------------------------

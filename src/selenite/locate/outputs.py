@@ -52,6 +52,24 @@ def trajectory_table(rec, names: list[str], camera: PinholeCamera, lf: LocalFram
     return rows
 
 
+def poses_record(rec, names: list[str], camera: PinholeCamera, lf: LocalFrame, ground_z: float,
+                 finfo: dict) -> dict:
+    """Every reconstructed frame's pose in the run's metric world frame, for orthorectification.
+
+    World frame: x, y = the local stereographic map coordinates of ``crs`` (metres, centred on lon0/lat0),
+    z up (metres, same datum as the reconstruction); the landing ground is the plane z = ``ground_z``, level
+    (normal 0, 0, 1) since the frame was levelled on the descent's free-fall vertical.
+    """
+    poses = poses_from_reconstruction(rec)
+    index = {f["file"]: f["index"] for f in finfo["frames"]}
+    frames = [{"frame": index[n], "file": n, "R_world_to_camera": poses[n][0].tolist(),
+               "t": poses[n][1].tolist()} for n in names if n in poses]
+    return {"crs_wkt": lf.crs.to_wkt(), "lon0": lf.lon0, "lat0": lf.lat0, "camera": camera.to_dict(),
+            "ground": {"point": [0.0, 0.0, float(ground_z)], "normal": [0.0, 0.0, 1.0]},
+            "frame_convention": "x_cam = R X + t; OpenCV camera axes (x right, y down, z forward)",
+            "frames": sorted(frames, key=lambda f: f["frame"])}
+
+
 def _csv(rows: list[dict], cols: list[str]) -> str:
     lines = [",".join(cols)]
     for r in rows:
@@ -163,6 +181,8 @@ def write_outputs(tmp: dict, root: Path, names: list[str], finfo: dict, camera: 
                                                        "pitch", "yaw"]))
     Path(tmp["trajectory.geojson"]).write_text(json.dumps(_geojson(rows, landing)) + "\n")
     Path(tmp["maneuvers.json"]).write_text(canonical_json(man) + "\n")
+    Path(tmp["poses.json"]).write_text(canonical_json(poses_record(rec, names, camera, lf, fine["ground_z"],
+                                                                   finfo)) + "\n")
     plot_trajectory(tmp["trajectory.png"], rows, man)
     plot_fix(tmp["map_fix.png"], dom, landing, landing["coarse"], np.array(fine["cov_en"]), fine["dom_px_m"])
     write_report(tmp["report.html"], "selenite — descent localisation",

@@ -215,8 +215,8 @@ def _run(paths, dom_path, camera_path, camera, dom, frames_dir, out, cfg, force,
         # 8. outputs ------------------------------------------------------------------------------------------------
         from selenite.locate import outputs
 
-        outs = ["landing.json", "trajectory.csv", "trajectory.geojson", "maneuvers.json", "trajectory.png",
-                "map_fix.png", "report.html"]
+        outs = ["landing.json", "trajectory.csv", "trajectory.geojson", "maneuvers.json", "poses.json",
+                "trajectory.png", "map_fix.png", "report.html"]
         run.step("outputs", outs,
                  lambda tmp: outputs.write_outputs(tmp, run.root, names, finfo, camera, dom, cfg,
                                                    _load_reconstruction(run.path("work/sfm_fine"))),
