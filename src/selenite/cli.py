@@ -225,6 +225,23 @@ def geology_gsd(
         console.print(f"[yellow]warning:[/yellow] {w}")
 
 
+@geology_app.command("degradation")
+def geology_degradation(
+    craters: Annotated[Path, typer.Option("--craters", help="Craters: a `selenite craters` CSV (pixels of the "
+                                          "DEM or lon/lat + diameter) or a .scc with positions.")],
+    dem: Annotated[Path, typer.Option("--dem", help="DEM the craters are measured on.")],
+    out: Annotated[Path, typer.Option("--out", help="CSV of classes to write.", dir_okay=False)],
+    plot: Annotated[Path | None, typer.Option("--plot", help="Class map to write (PNG).", dir_okay=False)]
+    = None,
+) -> None:
+    """Basilevsky class (A, AB, B, BC, C) and age bracket per crater from DEM profiles."""
+    from selenite.geology.degradation import degradation_file
+
+    rec = degradation_file(craters, dem, out, plot)
+    say(f"{rec['measured']} of {rec['n']} craters measured → {out}: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(rec["classes"].items())))
+
+
 # ---------------------------------------------------------------------------------------------------------
 # craters
 # ---------------------------------------------------------------------------------------------------------

@@ -134,3 +134,27 @@ def randomness_figure(path, results, geo, title: str = "") -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110, format="png", metadata={"Software": None})
     plt.close(fig)
+
+
+CLASS_COLORS = {"A": "#d62728", "AB": "#ff7f0e", "B": "#bcbd22", "BC": "#17becf", "C": "#1f77b4",
+                "n/a": "#7f7f7f", "unmeasured": "#ffffff"}
+
+
+def class_map_figure(path, dem: np.ndarray, df, px_m: float) -> None:
+    """Hillshade of the DEM with each crater's rim drawn in its Basilevsky class colour."""
+    from matplotlib.patches import Circle
+
+    gy, gx = np.gradient(np.nan_to_num(dem, nan=float(np.nanmean(dem))), px_m)
+    shade = np.clip(0.5 + (-gx * 0.7 + gy * 0.7) / np.sqrt(1 + gx**2 + gy**2), 0, 1)
+    fig, ax = plt.subplots(figsize=(7, 7 * dem.shape[0] / max(dem.shape[1], 1) + 0.6))
+    ax.imshow(shade, cmap="gray", interpolation="nearest")
+    for col, row, d, cls in zip(df["col"], df["row"], df["diameter_m"], df["class"], strict=True):
+        ax.add_patch(Circle((col, row), d / 2 / px_m, fill=False, lw=1.0, ec=CLASS_COLORS.get(cls, "w")))
+    handles = [plt.Line2D([], [], color=c, lw=2, label=k) for k, c in CLASS_COLORS.items()
+               if k in set(df["class"])]
+    ax.legend(handles=handles, fontsize=8, loc="lower right", title="Basilevsky class")
+    ax.set_axis_off()
+    ax.set_title("degradation classes on the DEM", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, format="png", metadata={"Software": None})
+    plt.close(fig)
