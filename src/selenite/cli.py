@@ -242,6 +242,26 @@ def geology_degradation(
         + ", ".join(f"{k} {v}" for k, v in sorted(rec["classes"].items())))
 
 
+@geology_app.command("particles")
+def geology_particles(
+    image: Annotated[Path, typer.Option("--image", help="Close-range image (ortho or near-nadir).")],
+    gsd: Annotated[float, typer.Option("--gsd", help="Metres per pixel (from `selenite geology gsd`).")],
+    out: Annotated[Path, typer.Option("--out", help="CSV of clasts to write.", dir_okay=False)],
+    max_size: Annotated[float | None, typer.Option("--max-size", help="Largest clast sought (m); default "
+                                                   "1/8 of the image.")] = None,
+    k: Annotated[float, typer.Option("--k", help="Threshold in robust standard deviations.")] = 4.0,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Figure to write (PNG).", dir_okay=False)] = None,
+) -> None:
+    """Rocks and bright clasts: sizes in mm/cm via the GSD and their size distribution."""
+    from selenite.geology.particles import particles_file
+
+    rec = particles_file(image, gsd, out, max_size, k, plot)
+    dm = rec["diameter_m"]
+    size = "" if dm["min"] is None else (f": {dm['min'] * 1000:.3g}–{dm['max'] * 1000:.3g} mm, median "
+                                         f"{dm['median'] * 1000:.3g} mm")
+    say(f"{rec['n_clasts']} clasts ({rec['n_whole']} whole){size} → {out}")
+
+
 # ---------------------------------------------------------------------------------------------------------
 # craters
 # ---------------------------------------------------------------------------------------------------------
