@@ -388,7 +388,7 @@ def test_particles_sizes_in_real_units(tmp_path):
     img = 90 + 25 * xx / w + cv2.GaussianBlur(rng.normal(0, 6, (h, w)), (0, 0), 1.5)
     gsd = 0.0005
     truth = []
-    for i in range(25):
+    for _ in range(25):
         d_px = rng.uniform(6, 40)
         x, y = rng.uniform(40, w - 40), rng.uniform(40, h - 40)
         if any(np.hypot(x - a, y - b) < (d_px + c) / 2 + 6 for a, b, c in truth):
