@@ -83,6 +83,20 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def load_json_object(path: str | Path, what: str) -> dict:
+    """A JSON file that must hold an object; a missing, unreadable or non-object file is the user's to fix."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{what} not found: {p}")
+    try:
+        data = json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InputError(f"{what} {p} is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise InputError(f"{what} {p} must hold a JSON object")
+    return data
+
+
 def write_text_atomic(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

@@ -7,13 +7,13 @@ distortion k1, k2, p1, p2 follows OpenCV's model (Brown 1966).
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from selenite.errors import InputError
+from selenite.runs import load_json_object
 
 
 @dataclass(frozen=True)
@@ -69,16 +69,7 @@ class PinholeCamera:
 
     @classmethod
     def from_json(cls, path: str | Path) -> PinholeCamera:
-        p = Path(path)
-        if not p.is_file():
-            raise InputError(f"camera file not found: {p}")
-        try:
-            data = json.loads(p.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise InputError(f"camera file {p} is not valid JSON") from None
-        if not isinstance(data, dict):
-            raise InputError(f"camera file {p} must hold a JSON object")
-        return cls.from_dict(data, where=f"camera file {p}")
+        return cls.from_dict(load_json_object(path, "camera file"), where=f"camera file {Path(path)}")
 
     # -- geometry --------------------------------------------------------------------------------------
     def distort_normalized(self, xn: np.ndarray, yn: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -78,11 +78,11 @@ def _table_rows(text: str, header: str) -> tuple[list[str], list[list[str]]] | N
     return cols, rows
 
 
-def _read_scc(path: Path, text: str) -> CraterCount:
+def _read_scc(path: Path, text: str, area_km2: float | None) -> CraterCount:
     area = re.search(rf"^\s*Total_area\s*=\s*({_NUM})", text, flags=re.M)
     if area is None:
         area = re.search(rf"^#\s*Area_size\s*1\s*=\s*({_NUM})", text, flags=re.M)
-    if area is None:
+    if area is None and area_km2 is None:
         raise InputError(f"{path}: no Total_area in this .scc file; give the counted area with --area KM2")
     perim = re.search(rf"^\s*(?:Total_perimeter|Perimeter)\s*=\s*({_NUM})", text, flags=re.M)
     tab = _table_rows(text, "crater")
@@ -110,13 +110,14 @@ def _read_scc(path: Path, text: str) -> CraterCount:
             rings = [{"sub_area": v["sub_area"], "tag": v["tag"], "lonlat": np.array(v["pts"])} for v in by.values()]
     lon = data[:, col["lon"]] if "lon" in col else None
     lat = data[:, col["lat"]] if "lat" in col else None
-    return CraterCount(data[:, col["diam"]], float(area.group(1)), str(path), lon, lat,
+    return CraterCount(data[:, col["diam"]], float(area.group(1)) if area_km2 is None else float(area_km2),
+                       str(path), lon, lat,
                        float(perim.group(1)) if perim else None, rings)
 
 
-def _read_diam(path: Path, text: str) -> CraterCount:
+def _read_diam(path: Path, text: str, area_km2: float | None) -> CraterCount:
     area = re.search(rf"^\s*area\s*=\s*({_NUM})", text, flags=re.M | re.I)
-    if area is None:
+    if area is None and area_km2 is None:
         raise InputError(f"{path}: no 'area = ...' line in this .diam file; give the counted area with --area KM2")
     tab = _table_rows(text, "crater")
     if tab is not None:
@@ -130,7 +131,7 @@ def _read_diam(path: Path, text: str) -> CraterCount:
         d = np.array([float(v) for v in values], dtype=float)
     except ValueError as exc:
         raise InputError(f"{path}: a diameter is not numeric ({exc})") from None
-    return CraterCount(d, float(area.group(1)), str(path))
+    return CraterCount(d, float(area.group(1)) if area_km2 is None else float(area_km2), str(path))
 
 
 def read_count(path: str | Path, area_km2: float | None = None, gsd_m: float | None = None) -> CraterCount:
@@ -148,15 +149,7 @@ def read_count(path: str | Path, area_km2: float | None = None, gsd_m: float | N
             text = path.read_text(encoding="utf-8-sig", errors="replace")
         except OSError as exc:
             raise InputError(f"{path}: cannot read ({exc.strerror})") from None
-        if suffix == ".scc" and area_km2 is None:
-            count = _read_scc(path, text)
-        elif suffix == ".scc":
-            try:
-                count = _read_scc(path, text)
-            except InputError:
-                count = _read_scc(path, text + f"\nTotal_area = {area_km2}\n")
-        else:
-            count = _read_diam(path, text if area_km2 is None else text + f"\narea = {area_km2}\n")
+        count = (_read_scc if suffix == ".scc" else _read_diam)(path, text, area_km2)
     elif suffix in (".csv", ".tsv", ".txt"):
         from selenite.craters.catalog import read_craters
 
@@ -174,8 +167,6 @@ def read_count(path: str | Path, area_km2: float | None = None, gsd_m: float | N
         count = CraterCount(d, float(area_km2), str(path), lon, lat)
     else:
         raise InputError(f"{path}: unknown crater file type {suffix!r} (use .scc, .diam or .csv)")
-    if area_km2 is not None:
-        count.area_km2 = float(area_km2)
     if not (np.isfinite(count.area_km2) and count.area_km2 > 0):
         raise InputError(f"{path}: the counted area must be a positive number of km² (got {count.area_km2})")
     ok = np.isfinite(count.diameters_km) & (count.diameters_km > 0)

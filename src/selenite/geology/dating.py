@@ -24,8 +24,6 @@ def date_count(craters: str | Path, d_range: tuple[float, float] | None = None, 
     """Ages of one count; returns a JSON-ready record (and writes the plot when asked)."""
     if chron not in CHRONOLOGIES:
         raise InputError(f"unknown chronology {chron!r} (choose from: {', '.join(CHRONOLOGIES)})")
-    if area_km2 is not None and not area_km2 > 0:
-        raise InputError(f"--area must be a positive number of km² (got {area_km2:g})")
     count = read_count(craters, area_km2=area_km2, gsd_m=gsd_m)
     ages: list[AgeResult] = [poisson_age(count, d_range, chron, quantiles=quantiles)]
     rng = ages[0].d_range_km

@@ -3,7 +3,6 @@ or a synthetic world's ``truth.json``), and ``selenite geology ortho``."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import numpy as np
 from selenite.errors import InputError
 from selenite.geo.camera import PinholeCamera
 from selenite.geology.ortho import Pose, check_normal, footprint, ortho_dem, ortho_plane
+from selenite.runs import load_json_object
 
 MOON_RADIUS_M = 1737400.0
 
@@ -25,18 +25,6 @@ class FramePose:
     normal: np.ndarray
     frame: Path | None
     index: int | None
-
-
-def _load_json(path: Path, what: str) -> dict:
-    if not path.is_file():
-        raise InputError(f"{path}: no such {what}")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InputError(f"{path}: not valid JSON") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: must hold a JSON object")
-    return data
 
 
 def _matrix(rec: dict, where: str) -> tuple[np.ndarray, np.ndarray]:
@@ -58,14 +46,14 @@ def load_pose(pose_path: str | Path | None = None, run: str | Path | None = None
     base: Path
     if run is not None:
         run = Path(run)
-        data = _load_json(run / "poses.json", "poses.json in the locate run (re-run `selenite locate run` to "
+        data = load_json_object(run / "poses.json", "poses.json in the locate run (re-run `selenite locate run` to "
                                               "write it)")
         base = run
-        manifest = _load_json(run / "manifest.json", "manifest.json in the locate run")
+        manifest = load_json_object(run / "manifest.json", "manifest.json in the locate run")
         frames_dir = Path(manifest.get("params", {}).get("frames_dir", run))
     else:
         pose_path = Path(pose_path)
-        data = _load_json(pose_path, "pose file")
+        data = load_json_object(pose_path, "pose file")
         base = pose_path.parent
         frames_dir = base
     camera = PinholeCamera.from_dict(data.get("camera", {}), where="the pose file's camera")

@@ -11,21 +11,13 @@ import numpy as np
 
 from selenite.errors import InputError
 from selenite.geo.sphere import great_circle_distance_m
-
-
-def _load(path: Path, what: str) -> dict:
-    if not path.is_file():
-        raise InputError(f"{what} not found: {path}")
-    try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InputError(f"{what} {path} is not valid JSON") from None
+from selenite.runs import load_json_object
 
 
 def evaluate_run(run_dir: str | Path, truth_path: str | Path) -> dict:
     run_dir = Path(run_dir)
-    landing = _load(run_dir / "landing.json", "landing.json of the run")
-    truth = _load(Path(truth_path), "truth file")
+    landing = load_json_object(run_dir / "landing.json", "landing.json of the run")
+    truth = load_json_object(Path(truth_path), "truth file")
     t = truth.get("landing", truth)
     if not all(k in t for k in ("lon", "lat")):
         raise InputError(f"truth file {truth_path} has no landing lon/lat")
