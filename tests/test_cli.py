@@ -131,4 +131,7 @@ def test_demo_with_a_relative_output_folder(tmp_path):
     # that it could not locate; the accuracy itself is tested on the small world in test_locate.py
     located = (tmp_path / "d" / "locate" / "landing.json").exists()
     assert ("Against the synthetic truth" in report) if located else ("could not be located" in report)
+    if located:   # the located descent's geology, checked against the world's craters
+        assert "Surface geology" in report and "against the synthetic truth" in report
+        assert (tmp_path / "d" / "geology" / "geology.json").exists()
     assert run_cli("verify", tmp_path / "d").returncode == 0

@@ -228,16 +228,29 @@ def geology_gsd(
 @geology_app.command("degradation")
 def geology_degradation(
     craters: Annotated[Path, typer.Option("--craters", help="Craters: a `selenite craters` CSV (pixels of the "
-                                          "DEM or lon/lat + diameter) or a .scc with positions.")],
-    dem: Annotated[Path, typer.Option("--dem", help="DEM the craters are measured on.")],
+                                          "DEM/image or lon/lat + diameter) or a .scc with positions.")],
     out: Annotated[Path, typer.Option("--out", help="CSV of classes to write.", dir_okay=False)],
+    dem: Annotated[Path | None, typer.Option("--dem", help="DEM the craters are measured on.")] = None,
+    image: Annotated[Path | None, typer.Option("--image", help="Or a north-up image (an ortho GeoTIFF, or a "
+                                               "plain image with --gsd), with --sun.")] = None,
+    sun: Annotated[tuple[float, float] | None, typer.Option("--sun", help="Sun azimuth (° clockwise from "
+                                                            "north) and elevation (°) of the image.")] = None,
+    gsd: Annotated[float | None, typer.Option("--gsd", help="Metres per pixel of a plain image.")] = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="Class map to write (PNG).", dir_okay=False)]
     = None,
 ) -> None:
-    """Basilevsky class (A, AB, B, BC, C) and age bracket per crater from DEM profiles."""
-    from selenite.geology.degradation import degradation_file
+    """Basilevsky class (A, AB, B, BC, C) and age bracket per crater from DEM or image profiles."""
+    from selenite.errors import InputError
+    from selenite.geology.degradation import degradation_file, degradation_image_file
 
-    rec = degradation_file(craters, dem, out, plot)
+    if (dem is None) == (image is None):
+        raise InputError("give exactly one of --dem DEM or --image IMAGE")
+    if dem is not None:
+        rec = degradation_file(craters, dem, out, plot)
+    else:
+        if sun is None:
+            raise InputError("image profiles need the Sun's direction: give --sun AZIMUTH ELEVATION")
+        rec = degradation_image_file(craters, image, sun, out, plot, gsd)
     say(f"{rec['measured']} of {rec['n']} craters measured → {out}: "
         + ", ".join(f"{k} {v}" for k, v in sorted(rec["classes"].items())))
 
@@ -260,6 +273,55 @@ def geology_particles(
     size = "" if dm["min"] is None else (f": {dm['min'] * 1000:.3g}–{dm['max'] * 1000:.3g} mm, median "
                                          f"{dm['median'] * 1000:.3g} mm")
     say(f"{rec['n_clasts']} clasts ({rec['n_whole']} whole){size} → {out}")
+
+
+@geology_app.command("analyze")
+def geology_analyze(
+    out: Annotated[Path, typer.Option("--out", help="Run folder to write.", file_okay=False)],
+    run: Annotated[Path | None, typer.Option("--run", help="A `selenite locate` run folder.")] = None,
+    poses: Annotated[Path | None, typer.Option("--poses", help="Instead of --run: a pose file (a run's poses.json "
+                                               "or a synthetic truth.json).", dir_okay=False)] = None,
+    frames_dir: Annotated[Path | None, typer.Option("--frames", help="Folder of the frames (default: the run's, "
+                                                    "or the pose file's folder).")] = None,
+    map_path: Annotated[Path | None, typer.Option("--map", help="Orbital map for the GSD calibration (default: "
+                                                  "the run's map).")] = None,
+    dem: Annotated[Path | None, typer.Option("--dem", help="DEM in the frames' map CRS: DEM ortho and DEM "
+                                             "degradation profiles.")] = None,
+    craters: Annotated[Path | None, typer.Option("--craters", help="Use this count (lon/lat + diameter, or .scc) "
+                                                 "instead of detecting craters.")] = None,
+    count_frame: Annotated[int | None, typer.Option("--count-frame", help="Frame to count craters on (default: "
+                                                    "the highest clear frame).")] = None,
+    rock_frame: Annotated[int | None, typer.Option("--rock-frame", help="Frame to size rocks on (default: the "
+                                                   "lowest clear frame).")] = None,
+    chron: Annotated[str, typer.Option("--chronology", help="neukum2001, neukum1983 or yue2022.")] = "neukum2001",
+    d_range: Annotated[tuple[float, float] | None, typer.Option("--range", help="Diameter range DMIN DMAX in "
+                                                                "metres for the age.")] = None,
+    min_px: Annotated[float, typer.Option("--min-px", help="Smallest crater dated, in ortho pixels.")] = 10.0,
+    sun: Annotated[tuple[float, float] | None, typer.Option("--sun", help="Sun azimuth (° clockwise from north) "
+                                                            "and elevation (°) at the count frame, for image "
+                                                            "degradation profiles.")] = None,
+    trials: Annotated[int, typer.Option("--trials", help="Monte-Carlo configurations for randomness.")] = 300,
+    force: ForceOpt = False,
+) -> None:
+    """The whole geology chain on a located descent: orthos, GSD on the map, craters, age, randomness,
+    degradation classes, rocks → run folder with geology.json and report.html."""
+    from selenite.geology.analyze import run_analyze
+
+    with progress_bar() as notify:
+        path = run_analyze(out, run=run, poses=poses, frames_dir=frames_dir, map_path=map_path, dem=dem,
+                           craters=craters, count_frame=count_frame, rock_frame=rock_frame, chron=chron,
+                           d_range_m=d_range, min_px=min_px, sun=sun, trials=trials, force=force, notify=notify)
+    rec = json.loads(path.read_text())
+    d = rec["date"]
+    from selenite.geology.dating import age_line
+
+    say(f"count frame {rec['count_frame']}: {rec['craters']['n']} craters on {d['area_km2']:.3g} km²")
+    if "error" in d:
+        say(f"no model age: {d['error']}")
+    else:
+        for a in d["ages"]:
+            say(age_line(a))
+    say(f"→ {out / 'report.html'}")
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -73,6 +73,19 @@ def run_demo(out: str | Path, *, seed: int = 1, preset: str = "demo", force: boo
                 # the demo goes on with the other stages and says so, in its report and on stderr
                 locate_error = str(exc)
                 log.warning("the descent could not be located: %s", exc)
+        geology_error = None
+        if cfg.descent.enabled and locate_error is None:
+            # the located descent's geology: the Sun of the landing is known to the mission (the world's)
+            from selenite.geology.analyze import run_analyze
+
+            sun = json.loads(truth.read_text())["sun"]
+            try:
+                run_analyze(out / "geology", run=out / "locate", sun=(sun["azimuth_deg"], sun["elevation_deg"]),
+                            trials=100, force=force, notify=progress)
+                reads.append("geology/geology.json")
+            except SeleniteError as exc:
+                geology_error = str(exc)
+                log.warning("the geology chain failed: %s", exc)
 
         # landing sites on a synthetic south pole (608 km at 1 km/px, 5 km cells, the rule label)
         from selenite.sites.config import SitesConfig
@@ -97,6 +110,15 @@ def run_demo(out: str | Path, *, seed: int = 1, preset: str = "demo", force: boo
             elif cfg.descent.enabled:
                 secs.append(Section("Descent localisation", [f"The descent could not be located: {locate_error}. "
                                                              "The other stages ran."]))
+            if cfg.descent.enabled and locate_error is None:
+                from selenite.geology.report import geology_section
+                from selenite.geology.validate import analyze_against_truth
+
+                if geology_error is None:
+                    secs.append(geology_section(out / "geology",
+                                                truth=analyze_against_truth(out / "geology", world)))
+                else:
+                    secs.append(Section("Surface geology", [f"The geology chain failed: {geology_error}."]))
             secs += [attributes_section_from_run(out / "terrain_attributes"),
                      visibility_section_from_run(out / "terrain_visibility", dem)]
             secs += sites_sections_from_run(out / "sites")

@@ -195,3 +195,181 @@ def degradation_file(craters, dem, out, plot=None) -> dict:
             class_map_figure(tmp, h, df, px)
         rec["plot"] = str(plot)
     return rec
+
+
+# ---------------------------------------------------------------------------------------------------------
+# from image profiles (photoclinometry along the Sun's azimuth)
+# ---------------------------------------------------------------------------------------------------------
+def _reflectance_table(sun_elevation_deg: float):
+    """(brightness ratio ρ, tilt α) for a nadir view: ρ(α) = R(α) / R(−α), the lunar-Lambert reflectance
+    (McEwen 1996) of a surface tilted α towards the Sun over that of one tilted α away (incidence i0 ∓ α,
+    emission |α|). Monotone for |α| < the Sun's elevation; a shadowed away-facing point is the limit α → e."""
+    from selenite.synth.render import photometry
+
+    ll = np.array(photometry()["lunar_lambert"]["mcewen1996"]["coefficients"], float)
+    i0 = 90.0 - sun_elevation_deg
+    L = float(np.clip(ll[0] + ll[1] * i0 + ll[2] * i0 * i0 + ll[3] * i0**3, 0, 1))   # phase = i0 at nadir
+
+    def R(alpha):
+        ci = np.cos(np.radians(i0 - alpha))
+        ce = np.cos(np.radians(np.abs(alpha)))
+        return 2 * L * ci / (ci + ce) + (1 - L) * ci
+
+    alpha = np.linspace(0.0, sun_elevation_deg * 0.995, 300)
+    rho = R(alpha) / R(-alpha)
+    keep = np.concatenate([[True], np.diff(rho) > 0])
+    return rho[keep], alpha[keep]
+
+
+def image_profile(img: np.ndarray, valid: np.ndarray, col: float, row: float, radius_px: float, px_m: float,
+                  sun_azimuth_deg: float, table, directions_deg=(-30, -15, 0, 15, 30)) -> Profile | None:
+    """Depth/D of a crater from image brightness (north-up, pixel centres at integers), free of albedo.
+
+    For an axisymmetric crater the points at ±r along the Sun's azimuth have the same albedo (a halo is
+    symmetric too) and opposite tilts ±α, so their brightness ratio I(−r)/I(+r) = R(α)/R(−α) depends on the
+    slope alone (lunar-Lambert, nadir view). α is solved per radius in five directions within ±30° of the Sun
+    (a direction at φ sees the component α = atan(tan β cos φ) of the radial slope β), the radial slope is their
+    median and heights its integral. A shadowed away-facing point reads as the grazing limit β = the Sun's
+    elevation, so a shadowed wall gives a lower bound on the depth. Only slopes below the Sun's elevation are
+    measured."""
+    if radius_px * 2 < MIN_DIAMETER_PX:
+        return None
+    r = np.linspace(0.0, 1.6, 65)
+    rho_t, alpha_t = table
+    e = float(alpha_t[-1])
+    betas, ends = [], []
+    for phi in directions_deg:
+        az = np.radians(sun_azimuth_deg + phi)
+        d = np.array([np.sin(az), -np.cos(az)])       # towards the Sun (rotated by φ) in (col, row)
+        for sgn in (1, -1):
+            ends.append((col + sgn * d[0] * r * radius_px, row + sgn * d[1] * r * radius_px))
+    cs = np.concatenate([c for c, _ in ends])
+    rs = np.concatenate([q for _, q in ends])
+    if cs.min() < 0 or rs.min() < 0 or cs.max() > img.shape[1] - 1 or rs.max() > img.shape[0] - 1:
+        return None
+    if (map_coordinates(valid.astype(np.float32), [rs, cs], order=0) < 0.5).any():
+        return None
+    vals = map_coordinates(img, [rs, cs], order=1).reshape(len(ends), r.size)
+    dark = 0.08 * float(np.median(vals))
+    for k, phi in enumerate(directions_deg):
+        sun_side, away_side = vals[2 * k], vals[2 * k + 1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rho = away_side / np.maximum(sun_side, 1e-6)
+        a = np.interp(np.log(np.where(np.isfinite(rho) & (rho > 0), rho, 1.0)), np.log(rho_t), alpha_t)
+        neg = rho < 1                                  # outer slopes (facing away on the anti-sun side)
+        a[neg] = -np.interp(np.log(1 / np.maximum(rho[neg], 1e-6)), np.log(rho_t), alpha_t)
+        a[(sun_side < dark) & (away_side >= dark)] = e  # sun-side point in shadow: the grazing limit
+        a[(sun_side < dark) & (away_side < dark)] = np.nan
+        betas.append(np.degrees(np.arctan(np.tan(np.radians(a)) / np.cos(np.radians(phi)))))
+    beta = np.nanmedian(np.array(betas), axis=0)
+    if np.isnan(beta).mean() > 0.3:
+        return None
+    beta = np.interp(r, r[~np.isnan(beta)], beta[~np.isnan(beta)])
+    dr = (r[1] - r[0]) * radius_px * px_m
+    h = np.concatenate([[0.0], np.cumsum(np.tan(np.radians(0.5 * (beta[1:] + beta[:-1]))))]) * dr
+    D = 2 * radius_px * px_m
+    band = (r >= 0.7) & (r <= 1.35)
+    i_rim = np.flatnonzero(band)[np.argmax(h[band])]
+    depth = float(h[i_rim] - h[r <= 0.5].min())
+    wall = float(beta[(r >= 0.3) & (r <= r[i_rim])].max())
+    return Profile(max(depth, 0.0) / D, wall, float("nan"), float(r[i_rim]))
+
+
+IMAGE_ASSUMPTION = ("depth/D from image brightness: albedo-free ratio of the two walls along the Sun's azimuth, "
+                    "lunar-Lambert (McEwen 1996), nadir view, axisymmetric crater; slopes steeper than the Sun's "
+                    "elevation read as that elevation (a lower bound). Lifetime fraction by the same diffusion "
+                    "calibration as the DEM path")
+
+
+def degradation_image(ortho: np.ndarray, valid: np.ndarray, craters, gsd_m: float, sun: tuple[float, float],
+                      out_csv, plot=None) -> dict:
+    """Classes of craters (``x_px, y_px, diameter_m`` on a north-up ortho) from image profiles → CSV, class map,
+    record."""
+    import pandas as pd
+
+    from selenite.errors import InputError
+
+    az, el = float(sun[0]), float(sun[1])
+    if not 0 < el < 90:
+        raise InputError(f"the Sun's elevation must be between 0 and 90° (got {el:g})")
+    img = (ortho[0] if ortho.ndim == 3 and ortho.shape[0] == 1 else
+           (ortho.mean(axis=0) if ortho.ndim == 3 else ortho)).astype(np.float64)
+    table = _reflectance_table(el)
+    rows = []
+    for i, r in enumerate(craters.itertuples()):
+        p = image_profile(img, valid, r.x_px, r.y_px, r.diameter_m / 2 / gsd_m, gsd_m, az, table)
+        rows.append({"id": i, "col": r.x_px, "row": r.y_px, "diameter_m": r.diameter_m,
+                     "depth_to_diameter": p.depth_to_diameter if p else np.nan,
+                     "wall_slope_deg": p.wall_slope_deg if p else np.nan})
+    df = pd.DataFrame(rows, columns=["id", "col", "row", "diameter_m", "depth_to_diameter", "wall_slope_deg"])
+    ok = df["depth_to_diameter"].notna().to_numpy()
+    df["class"] = "unmeasured"
+    if ok.any():
+        res = classify(df.loc[ok, "diameter_m"].to_numpy(), df.loc[ok, "depth_to_diameter"].to_numpy())
+        for k, v in res.items():
+            if k != "class":
+                df[k] = np.nan
+            df.loc[ok, k] = v
+    df.to_csv(out_csv, index=False, float_format="%.6g")
+    rec = {"n": len(df), "measured": int(ok.sum()), "classes": {k: int(v) for k, v in
+                                                               df["class"].value_counts().to_dict().items()},
+           "sun": {"azimuth_deg": az, "elevation_deg": el}, "assumption": IMAGE_ASSUMPTION}
+    if plot is not None:
+        from selenite.geology.plots import class_map_figure
+
+        v = img[valid]
+        lo, hi = (np.percentile(v, [0.5, 99.5]) if v.size else (0.0, 1.0))
+        class_map_figure(plot, np.where(valid, np.clip((img - lo) / max(hi - lo, 1e-9), 0, 1), 0.2), df, gsd_m,
+                         image=True)
+    return rec
+
+
+def degradation_image_file(craters, image, sun, out, plot=None, gsd_m: float | None = None) -> dict:
+    """Classes of the craters of a file measured on a north-up image (georeferenced, or plain with ``gsd_m``)."""
+    from pathlib import Path
+
+    import cv2
+    import pandas as pd
+
+    from selenite.errors import InputError
+    from selenite.geo.raster import RasterInfo, raster_info
+    from selenite.runs import atomic_path
+
+    out, image = Path(out), Path(image)
+    if out.suffix.lower() != ".csv":
+        raise InputError(f"{out}: the classes are written as CSV; give a .csv name")
+    if not image.is_file():
+        raise InputError(f"{image}: no such image")
+    info = raster_info(image, require_crs=False)
+    if info.crs is not None:
+        import rasterio
+
+        with rasterio.open(image) as ds:
+            bands = ds.read().astype(np.float64)
+        valid = np.isfinite(bands).all(axis=0)
+        if info.nodata is not None:
+            valid &= (bands != info.nodata).any(axis=0)
+        arr = bands.mean(axis=0)
+        gsd_m = gsd_m or abs(info.transform.a)
+    else:
+        img = cv2.imread(str(image), cv2.IMREAD_UNCHANGED)
+        if img is None:
+            raise InputError(f"{image}: not a readable image")
+        arr = img.astype(np.float64) if img.ndim == 2 else img[..., :3].astype(np.float64).mean(axis=2)
+        valid = np.ones(arr.shape, bool)
+        if gsd_m is None or not gsd_m > 0:
+            raise InputError(f"{image}: not georeferenced; give its metres per pixel with --gsd")
+        from affine import Affine
+
+        info = RasterInfo(None, Affine(gsd_m, 0, 0, 0, -gsd_m, 0), arr.shape[1], arr.shape[0])
+    cr = craters_on_raster(craters, info, gsd_m)
+    df = pd.DataFrame({"x_px": cr["col"], "y_px": cr["row"], "diameter_m": cr["diameter_m"]})
+    with atomic_path(out) as tmp_csv:
+        if plot is not None:
+            with atomic_path(plot) as tmp_png:
+                rec = degradation_image(arr, valid, df, gsd_m, sun, tmp_csv, tmp_png)
+            rec["plot"] = str(plot)
+        else:
+            rec = degradation_image(arr, valid, df, gsd_m, sun, tmp_csv)
+    rec.update(craters=str(craters), image=str(image), out=str(out))
+    return rec

@@ -132,6 +132,35 @@ def dem_in_world(dem_path, fp: FramePose, bounds, crs_wkt: str):
     return z + offset, sub.transform
 
 
+def ortho_of(fp: FramePose, img: np.ndarray, gsd: float, dem: str | Path | None = None):
+    """(raster (bands, rows, cols) with 0 = no data, valid mask, transform, method, bounds) of one frame."""
+    if fp.crs_wkt is None:
+        raise InputError("the pose file names no map CRS (crs_wkt); the ortho could not be georeferenced")
+    bounds = footprint(fp.pose, fp.ground_point, fp.normal)
+    if dem is not None:
+        z, zt = dem_in_world(dem, fp, bounds, fp.crs_wkt)
+        arr, valid, transform = ortho_dem(img, fp.pose, z, zt, gsd, bounds)
+        method = "dem"
+    else:
+        arr, valid, transform = ortho_plane(img, fp.pose, fp.ground_point, fp.normal, gsd, bounds)
+        method = "plane"
+    if not valid.any():
+        raise InputError(f"frame {fp.frame}: it does not cover any ground in the ortho grid")
+    data = np.clip(arr, 1, None) if np.issubdtype(arr.dtype, np.integer) else arr
+    data = np.where(valid[..., None] if data.ndim == 3 else valid, data, 0)
+    data = np.moveaxis(data, 2, 0) if data.ndim == 3 else data[None]
+    return data, valid, transform, method, bounds
+
+
+def ortho_summary(fp: FramePose, out, gsd: float, valid: np.ndarray, method: str, bounds) -> dict:
+    C = fp.pose.center
+    tilt = float(np.degrees(np.arccos(np.clip(-fp.pose.R[2] @ fp.normal, -1, 1))))
+    return {"ortho": str(out), "frame": str(fp.frame), "frame_index": fp.index, "method": method, "gsd_m": gsd,
+            "size_px": [int(valid.shape[1]), int(valid.shape[0])], "valid_fraction": float(valid.mean()),
+            "camera_height_m": float(np.dot(C - fp.ground_point, fp.normal)), "view_tilt_deg": tilt,
+            "normal": fp.normal.tolist(), "bounds": list(bounds)}
+
+
 def ortho_file(out: str | Path, gsd: float, pose: str | Path | None = None, run: str | Path | None = None,
                frame_index: int | None = None, frame: str | Path | None = None, normal=None,
                ground_z: float | None = None, dem: str | Path | None = None) -> dict:
@@ -147,24 +176,6 @@ def ortho_file(out: str | Path, gsd: float, pose: str | Path | None = None, run:
     if fp.crs_wkt is None:
         raise InputError("the pose file names no map CRS (crs_wkt); the ortho could not be georeferenced")
     img = read_frame(fp.frame, fp.pose.camera)
-    bounds = footprint(fp.pose, fp.ground_point, fp.normal)
-    if dem is not None:
-        z, zt = dem_in_world(dem, fp, bounds, fp.crs_wkt)
-        arr, valid, transform = ortho_dem(img, fp.pose, z, zt, gsd, bounds)
-        method = "dem"
-    else:
-        arr, valid, transform = ortho_plane(img, fp.pose, fp.ground_point, fp.normal, gsd, bounds)
-        method = "plane"
-    if not valid.any():
-        raise InputError("the frame does not cover any ground in the ortho grid")
-    data = np.clip(arr, 1, None) if np.issubdtype(arr.dtype, np.integer) else arr
-    data = np.where(valid[..., None] if data.ndim == 3 else valid, data, 0)
-    if data.ndim == 3:
-        data = np.moveaxis(data, 2, 0)
+    data, valid, transform, method, bounds = ortho_of(fp, img, gsd, dem)
     write_cog(out, data, crs=fp.crs_wkt, transform=transform, nodata=0)
-    C = fp.pose.center
-    tilt = float(np.degrees(np.arccos(np.clip(-fp.pose.R[2] @ fp.normal, -1, 1))))
-    return {"ortho": str(out), "frame": str(fp.frame), "method": method, "gsd_m": gsd,
-            "size_px": [int(valid.shape[1]), int(valid.shape[0])], "valid_fraction": float(valid.mean()),
-            "camera_height_m": float(np.dot(C - fp.ground_point, fp.normal)), "view_tilt_deg": tilt,
-            "normal": fp.normal.tolist(), "bounds": list(bounds)}
+    return ortho_summary(fp, out, gsd, valid, method, bounds)

@@ -20,13 +20,17 @@ from selenite.errors import InputError
 
 
 def detect_clasts(image: np.ndarray, gsd_m: float, max_size_m: float | None = None, k: float = 4.0,
-                  min_px: int = 4) -> pd.DataFrame:
-    """Bright clasts → table (x_px, y_px, area_px, diameter_m, long_axis_m, border)."""
+                  min_px: int = 4, valid: np.ndarray | None = None) -> pd.DataFrame:
+    """Bright clasts → table (x_px, y_px, area_px, diameter_m, long_axis_m, border). With a ``valid`` mask
+    (an ortho's footprint), no-data is filled with the valid median and clasts touching it count as border."""
     if not gsd_m > 0:
         raise InputError(f"--gsd must be positive (got {gsd_m})")
     img = image.astype(np.float32)
     if img.ndim == 3:
         img = img.mean(axis=2)
+    if valid is not None:
+        img = np.where(valid, img, float(np.median(img[valid])))
+        edge = cv2.dilate((~valid).astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
     h, w = img.shape
     max_px = (max_size_m / gsd_m) if max_size_m else max(h, w) / 8
     win = int(2 * np.ceil(max_px) + 1) | 1
@@ -37,11 +41,15 @@ def detect_clasts(image: np.ndarray, gsd_m: float, max_size_m: float | None = No
     padded = cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
     se = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (win, win))
     resid = cv2.morphologyEx(padded, cv2.MORPH_TOPHAT, se)[pad:pad + h, pad:pad + w]
-    med = float(np.median(resid))
-    mad = float(np.median(np.abs(resid - med))) * 1.4826
+    sel = resid[valid] if valid is not None else resid     # statistics of the footprint only
+    med = float(np.median(sel))
+    mad = float(np.median(np.abs(sel - med))) * 1.4826
     thr = med + k * max(mad, 1e-6)
     mask = (resid > thr).astype(np.uint8)
+    if valid is not None:
+        mask[~valid] = 0
     n, lab, stats, cent = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    at_edge = set(np.unique(lab[edge]).tolist()) if valid is not None else set()
     rows = []
     for i in range(1, n):
         area = int(stats[i, cv2.CC_STAT_AREA])
@@ -53,7 +61,7 @@ def detect_clasts(image: np.ndarray, gsd_m: float, max_size_m: float | None = No
         x0, y0, ww, hh = stats[i, :4]
         rows.append({"x_px": float(cent[i, 0]), "y_px": float(cent[i, 1]), "area_px": area,
                      "diameter_m": float(2 * np.sqrt(area / np.pi) * gsd_m), "long_axis_m": float(long_px * gsd_m),
-                     "border": bool(x0 == 0 or y0 == 0 or x0 + ww == w or y0 + hh == h)})
+                     "border": bool(x0 == 0 or y0 == 0 or x0 + ww == w or y0 + hh == h or i in at_edge)})
     return pd.DataFrame(rows, columns=["x_px", "y_px", "area_px", "diameter_m", "long_axis_m", "border"])
 
 
@@ -65,6 +73,51 @@ def size_distribution(df: pd.DataFrame, area_m2: float) -> pd.DataFrame:
     edges = 2.0 ** (np.arange(np.floor(2 * np.log2(d.min())), np.ceil(2 * np.log2(d.max())) + 1) / 2)
     n = np.array([(d >= e).sum() for e in edges])
     return pd.DataFrame({"d_min_m": edges, "n_cum": n, "cum_per_m2": n / area_m2})
+
+
+def _record(df: pd.DataFrame, sfd: pd.DataFrame, gsd_m: float, area: float) -> dict:
+    inner = df[~df["border"]]
+    return {"gsd_m": gsd_m, "n_clasts": len(df), "n_whole": len(inner), "image_area_m2": area,
+            "smallest_resolved_m": float(2 * np.sqrt(4 / np.pi) * gsd_m),
+            "diameter_m": {"min": float(inner["diameter_m"].min()) if len(inner) else None,
+                           "median": float(inner["diameter_m"].median()) if len(inner) else None,
+                           "max": float(inner["diameter_m"].max()) if len(inner) else None},
+            "size_distribution": sfd.to_dict(orient="list")}
+
+
+def particles_figure(path, arr: np.ndarray, df: pd.DataFrame, sfd: pd.DataFrame, gsd_m: float) -> None:
+    """The image with the clasts circled, and their cumulative size distribution."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4.5))
+    a1.imshow(arr if arr.ndim == 2 else cv2.cvtColor(arr, cv2.COLOR_BGR2RGB), cmap="gray")
+    for r in df.itertuples():
+        a1.add_patch(plt.Circle((r.x_px, r.y_px), max(r.diameter_m / gsd_m / 2, 1.5), fill=False,
+                                ec="orange" if r.border else "yellow", lw=0.8))
+    a1.set_axis_off()
+    a1.set_title(f"{len(df)} bright clasts (GSD {gsd_m * 1000:.3g} mm)", fontsize=9)
+    if len(sfd):
+        a2.loglog(sfd["d_min_m"] * 1000, sfd["cum_per_m2"], "ks-", ms=3)
+    a2.set_xlabel("clast diameter D [mm]")
+    a2.set_ylabel("cumulative number ≥ D per m²")
+    a2.grid(True, lw=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100, format="png", metadata={"Software": None})
+    plt.close(fig)
+
+
+def particles_on_ortho(ortho: np.ndarray, valid: np.ndarray, gsd_m: float, out_csv, plot, k: float = 4.0) -> dict:
+    """Clasts on an ortho (bands first, 0 = no data) → CSV, figure, record; the area is the valid footprint."""
+    img = ortho[0] if ortho.shape[0] == 1 else np.moveaxis(ortho, 0, 2).mean(axis=2)
+    df = detect_clasts(img, gsd_m, None, k, valid=valid)
+    area = float(valid.sum()) * gsd_m**2
+    sfd = size_distribution(df, area)
+    df.to_csv(out_csv, index=False, float_format="%.6g")
+    particles_figure(plot, img, df, sfd, gsd_m)
+    return _record(df, sfd, gsd_m, area)
 
 
 def particles_file(image: str | Path, gsd_m: float, out: str | Path, max_size_m: float | None = None,
@@ -82,34 +135,9 @@ def particles_file(image: str | Path, gsd_m: float, out: str | Path, max_size_m:
     sfd = size_distribution(df, area)
     with atomic_path(out) as tmp:
         df.to_csv(tmp, index=False, float_format="%.6g")
-    inner = df[~df["border"]]
-    rec = {"image": str(image), "gsd_m": gsd_m, "n_clasts": len(df), "n_whole": len(inner),
-           "image_area_m2": area, "smallest_resolved_m": float(2 * np.sqrt(4 / np.pi) * gsd_m),
-           "diameter_m": {"min": float(inner["diameter_m"].min()) if len(inner) else None,
-                          "median": float(inner["diameter_m"].median()) if len(inner) else None,
-                          "max": float(inner["diameter_m"].max()) if len(inner) else None},
-           "size_distribution": sfd.to_dict(orient="list"), "out": str(out)}
+    rec = {"image": str(image), **_record(df, sfd, gsd_m, area), "out": str(out)}
     if plot is not None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
         with atomic_path(plot) as tmp:
-            fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4.5))
-            a1.imshow(arr if arr.ndim == 2 else cv2.cvtColor(arr, cv2.COLOR_BGR2RGB), cmap="gray")
-            for r in df.itertuples():
-                a1.add_patch(plt.Circle((r.x_px, r.y_px), max(r.diameter_m / gsd_m / 2, 1.5), fill=False,
-                                        ec="orange" if r.border else "yellow", lw=0.8))
-            a1.set_axis_off()
-            a1.set_title(f"{len(df)} bright clasts", fontsize=9)
-            if len(sfd):
-                a2.loglog(sfd["d_min_m"] * 1000, sfd["cum_per_m2"], "ks-", ms=3)
-            a2.set_xlabel("clast diameter D [mm]")
-            a2.set_ylabel("cumulative number ≥ D per m²")
-            a2.grid(True, lw=0.3)
-            fig.tight_layout()
-            fig.savefig(tmp, dpi=100, format="png", metadata={"Software": None})
-            plt.close(fig)
+            particles_figure(tmp, arr, df, sfd, gsd_m)
         rec["plot"] = str(plot)
     return rec

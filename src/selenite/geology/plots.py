@@ -140,12 +140,15 @@ CLASS_COLORS = {"A": "#d62728", "AB": "#ff7f0e", "B": "#bcbd22", "BC": "#17becf"
                 "n/a": "#7f7f7f", "unmeasured": "#ffffff"}
 
 
-def class_map_figure(path, dem: np.ndarray, df, px_m: float) -> None:
-    """Hillshade of the DEM with each crater's rim drawn in its Basilevsky class colour."""
+def class_map_figure(path, dem: np.ndarray, df, px_m: float, image: bool = False) -> None:
+    """Hillshade of the DEM (or the image itself) with each crater's rim drawn in its Basilevsky class colour."""
     from matplotlib.patches import Circle
 
-    gy, gx = np.gradient(np.nan_to_num(dem, nan=float(np.nanmean(dem))), px_m)
-    shade = np.clip(0.5 + (-gx * 0.7 + gy * 0.7) / np.sqrt(1 + gx**2 + gy**2), 0, 1)
+    if image:
+        shade = dem
+    else:
+        gy, gx = np.gradient(np.nan_to_num(dem, nan=float(np.nanmean(dem))), px_m)
+        shade = np.clip(0.5 + (-gx * 0.7 + gy * 0.7) / np.sqrt(1 + gx**2 + gy**2), 0, 1)
     fig, ax = plt.subplots(figsize=(7, 7 * dem.shape[0] / max(dem.shape[1], 1) + 0.6))
     ax.imshow(shade, cmap="gray", interpolation="nearest")
     for col, row, d, cls in zip(df["col"], df["row"], df["diameter_m"], df["class"], strict=True):
@@ -154,7 +157,28 @@ def class_map_figure(path, dem: np.ndarray, df, px_m: float) -> None:
                if k in set(df["class"])]
     ax.legend(handles=handles, fontsize=8, loc="lower right", title="Basilevsky class")
     ax.set_axis_off()
-    ax.set_title("degradation classes on the DEM", fontsize=10)
+    ax.set_title(f"degradation classes on the {'image' if image else 'DEM'}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=100, format="png", metadata={"Software": None})
+    plt.close(fig)
+
+
+def before_after_figure(path, raw: np.ndarray, ortho: np.ndarray, valid: np.ndarray, frame: int, rec: dict) -> None:
+    """The raw (oblique) frame beside its ortho on the map grid, north up."""
+    o = ortho[0] if ortho.shape[0] == 1 else np.moveaxis(ortho, 0, 2)
+    o = np.ma.masked_where(~valid if o.ndim == 2 else np.repeat(~valid[..., None], o.shape[2], 2), o)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.8), gridspec_kw={"width_ratios": [raw.shape[1] / raw.shape[0],
+                                                                                       o.shape[1] / o.shape[0]]})
+    a1.imshow(raw, cmap="gray")
+    a1.set_title(f"frame {frame} as taken (view tilt {rec['view_tilt_deg']:.1f}°, "
+                 f"{rec['camera_height_m']:.0f} m above the ground)", fontsize=9)
+    x0, y0, x1, y1 = rec["bounds"]
+    a2.imshow(o, cmap="gray", extent=(0, o.shape[1] * rec["gsd_m"], 0, o.shape[0] * rec["gsd_m"]))
+    a2.set_facecolor("#333333")
+    a2.set_title(f"orthorectified ({rec['method']}), {rec['gsd_m']:.3g} m/px, north up", fontsize=9)
+    a2.set_xlabel("east [m]", fontsize=8)
+    a2.set_ylabel("north [m]", fontsize=8)
+    a1.set_axis_off()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90, format="png", metadata={"Software": None})
     plt.close(fig)
