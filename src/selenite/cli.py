@@ -37,7 +37,11 @@ craters_app = typer.Typer(help="Craters as objects in DEMs and images: detect wi
                           "train, fine-tune.", no_args_is_help=True)
 geology_app = typer.Typer(help="After touchdown: orthorectify descent frames, calibrate their scale, date the surface "
                           "(CSFD) and its craters, size rocks.", no_args_is_help=True)
+segment_app = typer.Typer(help="Terrain segmentation of surface images (background, small rocks, large rocks, sky) "
+                          "with uncertainty: TTA, MC dropout, calibration, out-of-domain checks.",
+                          no_args_is_help=True)
 app.add_typer(synth_app, name="synth")
+app.add_typer(segment_app, name="segment")
 app.add_typer(geology_app, name="geology")
 app.add_typer(craters_app, name="craters")
 app.add_typer(sites_app, name="sites")
@@ -322,6 +326,93 @@ def geology_analyze(
         for a in d["ages"]:
             say(age_line(a))
     say(f"→ {out / 'report.html'}")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# segment
+# ---------------------------------------------------------------------------------------------------------
+@segment_app.command("predict")
+def segment_predict(
+    images: Annotated[list[Path], typer.Argument(help="Images (PNG/JPEG/TIFF, 8- or 16-bit).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the outputs.", file_okay=False)],
+    tta: Annotated[bool, typer.Option("--tta", help="4-flip test-time augmentation.")] = False,
+    mc_passes: Annotated[int, typer.Option("--mc-passes", help="Monte-Carlo dropout passes (0 = none; "
+                                           "20 as LunarSite).")] = 0,
+    weights: Annotated[Path | None, typer.Option("--weights", help="Weights (default: the shipped ones).")] = None,
+) -> None:
+    """Class map, overlay and coverage per image; with --mc-passes entropy and mutual-information maps."""
+    from selenite.segment.pipeline import predict_files
+
+    with progress_bar() as notify:
+        recs = predict_files(images, out, weights, tta, mc_passes, notify=notify)
+    for r in recs:
+        cov = ", ".join(f"{k} {v:.1%}" for k, v in r["coverage"].items())
+        extra = (f"; mean entropy {r['mean_entropy']:.3f}, mean MI {r['mean_mutual_information']:.4f}"
+                 if mc_passes else "")
+        say(f"{Path(r['image']).name}: {cov}{extra}")
+
+
+@segment_app.command("train")
+def segment_train(
+    data: Annotated[Path, typer.Option("--data", help="Dataset folder: images/ + masks/ (selenite scenes) or "
+                                       "ALRL's render/ + clean/.")],
+    out: Annotated[Path, typer.Option("--out", help="Weights file to write (.pt).", dir_okay=False)],
+    kind: Annotated[str, typer.Option("--kind", help="unet or unet-dropout.")] = "unet-dropout",
+    val: Annotated[Path | None, typer.Option("--val", help="Validation dataset (default: a 10 % split).")] = None,
+    epochs: Annotated[int, typer.Option("--epochs")] = 20,
+    batch: Annotated[int, typer.Option("--batch")] = 16,
+    size: Annotated[int | None, typer.Option("--size", help="Resize images to SIZE × SIZE.")] = None,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Train the U-Net (Dice + cross-entropy) on the CPU."""
+    from selenite.segment.pipeline import train_files
+
+    with progress_bar() as notify:
+        card = train_files(data, val, out, kind, epochs, batch, size, seed, notify=notify)
+    say(f"best validation mIoU {card['best_val_miou']:.4f} → {out}")
+
+
+@segment_app.command("calibrate")
+def segment_calibrate(
+    data: Annotated[Path, typer.Option("--data", help="Labelled dataset folder.")],
+    weights: Annotated[Path | None, typer.Option("--weights")] = None,
+    tta: Annotated[bool, typer.Option("--tta")] = False,
+    mc_passes: Annotated[int, typer.Option("--mc-passes")] = 0,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Reliability diagram (PNG).", dir_okay=False)] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="At most this many images.")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """mIoU and expected calibration error (15 bins) with a reliability diagram."""
+    from selenite.segment.pipeline import calibrate_files
+
+    rec = calibrate_files(data, weights, tta, mc_passes, plot, limit)
+    if as_json:
+        typer.echo(json.dumps(rec, indent=1))
+        return
+    say(f"{rec['images']} images: mIoU {rec['miou']:.4f}, ECE {rec['ece']:.4f} "
+        + "(" + ", ".join(f"{k} {v:.3f}" for k, v in rec["iou"].items()) + ")")
+
+
+@segment_app.command("ood")
+def segment_ood(
+    in_domain: Annotated[Path, typer.Option("--in-domain", help="Images like the training data.")],
+    out_of_domain: Annotated[Path, typer.Option("--out-of-domain", help="Images to test (e.g. real photos).")],
+    weights: Annotated[Path | None, typer.Option("--weights")] = None,
+    mc_passes: Annotated[int, typer.Option("--mc-passes")] = 20,
+    limit: Annotated[int | None, typer.Option("--limit", help="At most this many images per set.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Mean mutual information and entropy per set, and the lift out-of-domain / in-domain."""
+    from selenite.segment.pipeline import ood_files
+
+    rec = ood_files(in_domain, out_of_domain, weights, mc_passes, limit=limit)
+    if as_json:
+        typer.echo(json.dumps(rec, indent=1))
+        return
+    for k in ("in_domain", "out_of_domain"):
+        r = rec[k]
+        say(f"{k:14s} {r['inputs']:4d} inputs: mean MI {r['mean_mi']:.5f}, mean entropy {r['mean_entropy']:.4f}")
+    say(f"MI lift {rec['mi_lift']:.2f}×, entropy lift {rec['entropy_lift']:.2f}×")
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -1,0 +1,87 @@
+"""Prediction with flip test-time augmentation and Monte-Carlo dropout; uncertainty maps; calibration.
+
+For T stochastic passes (× the flips) with class probabilities p_t, the prediction is their mean p̄;
+predictive entropy H[p̄] = −Σ p̄ log p̄ (total uncertainty), expected entropy E_t H[p_t] (aleatoric), and mutual
+information MI = H[p̄] − E_t H[p_t] (epistemic; Gal & Ghahramani 2016). Expected calibration error: pixels in
+15 equal-width confidence bins, ECE = Σ_b (n_b / N) |accuracy_b − confidence_b| (Guo et al. 2017).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from selenite.segment.net import forward_decoder, set_dropout
+
+FLIPS = ((), (3,), (2,), (2, 3))     # identity, horizontal, vertical, both (LunarSite's 4-flip TTA)
+
+
+def _pad32(x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % 32, (-w) % 32
+    return F.pad(x, (0, pw, 0, ph), mode="reflect") if ph or pw else x, (h, w)
+
+
+def prepare(image: np.ndarray, work_px: int | None) -> torch.Tensor:
+    """Grey float image (H, W) in 0..1 → (1, 1, h, w) at the working size (longest side ``work_px``)."""
+    x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None]
+    if work_px and max(x.shape[-2:]) != work_px:
+        s = work_px / max(x.shape[-2:])
+        x = F.interpolate(x, size=(max(1, round(x.shape[-2] * s)), max(1, round(x.shape[-1] * s))),
+                          mode="bilinear", align_corners=False, antialias=True)
+    return x
+
+
+@torch.inference_mode()
+def predict_probs(model, x: torch.Tensor, tta: bool = False, mc_passes: int = 0, seed: int = 0,
+                  out_size: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
+    """Mean class probabilities (C, H, W) and, with ``mc_passes``, entropy / expected entropy / MI maps."""
+    torch.manual_seed(seed)
+    xp, (h, w) = _pad32(x)
+    samples = []
+    flips = FLIPS if tta else ((),)
+    set_dropout(model, mc_passes > 0)
+    for fl in flips:
+        xi = torch.flip(xp, fl) if fl else xp
+        feats = model.encoder(xi)
+        for _ in range(max(1, mc_passes)):
+            logits = forward_decoder(model, feats)
+            p = torch.softmax(logits, 1)
+            samples.append(torch.flip(p, fl) if fl else p)
+    set_dropout(model, False)
+    P = torch.cat(samples)[:, :, :h, :w]                      # (S, C, h, w)
+    if out_size is not None and tuple(P.shape[-2:]) != tuple(out_size):
+        P = F.interpolate(P, size=out_size, mode="bilinear", align_corners=False)
+    mean = P.mean(0)
+    out = {"probs": mean.numpy()}
+    if mc_passes > 0:
+        eps = 1e-12
+        H = -(mean * torch.log(mean + eps)).sum(0)
+        EH = -(P * torch.log(P + eps)).sum(1).mean(0)
+        out.update(entropy=H.numpy(), expected_entropy=EH.numpy(), mutual_information=(H - EH).clamp_min(0).numpy())
+    return out
+
+
+def ece(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> tuple[float, dict]:
+    """Expected calibration error of (N, C) probabilities against (N,) labels, with the reliability table."""
+    conf = probs.max(1)
+    pred = probs.argmax(1)
+    correct = pred == labels
+    edges = np.linspace(0, 1, bins + 1)
+    idx = np.clip(np.digitize(conf, edges[1:-1]), 0, bins - 1)
+    n = np.bincount(idx, minlength=bins)
+    acc = np.bincount(idx, weights=correct, minlength=bins) / np.maximum(n, 1)
+    cf = np.bincount(idx, weights=conf, minlength=bins) / np.maximum(n, 1)
+    e = float((n / max(n.sum(), 1) * np.abs(acc - cf)).sum())
+    return e, {"edges": edges.tolist(), "count": n.tolist(), "accuracy": acc.tolist(), "confidence": cf.tolist()}
+
+
+def miou(pred: np.ndarray, labels: np.ndarray, n_classes: int) -> tuple[float, list[float]]:
+    """Mean intersection over union over the classes present in either (per-class IoU, NaN when absent)."""
+    ious = []
+    for c in range(n_classes):
+        a, b = pred == c, labels == c
+        u = (a | b).sum()
+        ious.append(float((a & b).sum() / u) if u else float("nan"))
+    return float(np.nanmean(ious)), ious

@@ -1,0 +1,80 @@
+"""Training the segmentation U-Net on CPU: Dice + cross-entropy, flip augmentation, AdamW with a cosine schedule;
+the best epoch on the validation set is kept."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from selenite.segment.infer import miou
+from selenite.segment.net import build
+from selenite.synth.scenes import CLASSES
+
+
+def dice_ce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    ce = F.cross_entropy(logits, target)
+    p = torch.softmax(logits, 1)
+    oh = F.one_hot(target, logits.shape[1]).permute(0, 3, 1, 2).float()
+    inter = (p * oh).sum((0, 2, 3))
+    den = p.sum((0, 2, 3)) + oh.sum((0, 2, 3))
+    dice = 1 - ((2 * inter + 1) / (den + 1)).mean()
+    return ce + dice
+
+
+def evaluate(model, x: np.ndarray, y: np.ndarray, batch: int = 64) -> float:
+    model.eval()
+    preds = []
+    with torch.inference_mode():
+        for i in range(0, len(x), batch):
+            xb = torch.from_numpy(x[i:i + batch])[:, None]
+            preds.append(model(xb).argmax(1).numpy())
+    return miou(np.concatenate(preds), y, len(CLASSES))[0]
+
+
+def train(x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray, variant: str = "unet-dropout",
+          epochs: int = 20, batch: int = 16, lr: float = 2e-3, seed: int = 0, threads: int = 2,
+          notify=None) -> tuple[torch.nn.Module, dict]:
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    rng = np.random.default_rng(seed)
+    model = build(variant)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    steps = epochs * int(np.ceil(len(x) / batch))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
+    best, best_state, hist = -1.0, None, []
+    t0 = time.time()
+    for ep in range(epochs):
+        model.train()
+        order = rng.permutation(len(x))
+        losses = []
+        for i in range(0, len(x), batch):
+            j = order[i:i + batch]
+            xb = torch.from_numpy(x[j])[:, None]
+            yb = torch.from_numpy(y[j].astype(np.int64))
+            if rng.random() < 0.5:
+                xb, yb = xb.flip(3), yb.flip(2)
+            if rng.random() < 0.5:
+                xb, yb = xb.flip(2), yb.flip(1)
+            # brightness / contrast jitter: exposure differs from camera to camera
+            g = torch.from_numpy(rng.uniform(0.7, 1.3, (len(j), 1, 1, 1)).astype(np.float32))
+            xb = (xb * g).clamp(0, 1)
+            loss = dice_ce(model(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+        v = evaluate(model, xv, yv)
+        hist.append({"epoch": ep + 1, "loss": float(np.mean(losses)), "val_miou": v,
+                     "seconds": round(time.time() - t0, 1)})
+        if v > best:
+            best, best_state = v, {k: t.detach().clone() for k, t in model.state_dict().items()}
+        if notify:
+            notify("train", (ep + 1) / epochs)
+    model.load_state_dict(best_state)
+    model.eval()
+    return model, {"history": hist, "best_val_miou": best, "epochs": epochs, "batch": batch, "lr": lr,
+                   "seed": seed, "variant": variant}
