@@ -977,6 +977,27 @@ def bench_craters(
     say(f"updated {output}")
 
 
+@bench_app.command("segment")
+def bench_segment(
+    work: Annotated[Path, typer.Option("--work", help="Folder for the held-out scenes and figures (kept).")],
+    weights: Annotated[Path | None, typer.Option("--weights", help="Weights (default: the shipped ones).")] = None,
+    n_test: Annotated[int, typer.Option("--n-test", help="Held-out scenes.")] = 300,
+    train_dir: Annotated[Path | None, typer.Option("--train-data", help="Training scenes, for the positional "
+                                                   "baseline.")] = None,
+    output: Annotated[Path, typer.Option("--output", help="Benchmarks file to update.")] = Path("docs/benchmarks.md"),
+) -> None:
+    """mIoU (± TTA) and ECE (± MC dropout) on held-out scenes, OOD lift on real images, 480² CPU time."""
+    from selenite.bench.record import machine_line, update_section
+    from selenite.bench.segment import run_segment_bench, segment_markdown
+    from selenite.segment.net import default_weights, load
+
+    _, rec = load(weights or default_weights())
+    res = run_segment_bench(work, weights, n_test, train_dir, notify=lambda r: say(json.dumps(r, default=str)))
+    (work / "bench_segment.json").write_text(json.dumps(res, indent=1, default=str) + "\n")
+    update_section(output, "segment", segment_markdown(res, machine_line(), rec["card"]))
+    say(f"updated {output}")
+
+
 @bench_app.command("terrain")
 def bench_terrain(
     work: Annotated[Path, typer.Option("--work", help="Folder for the DEMs and runs (kept).")],

@@ -34,7 +34,10 @@ def write_scenes(out: str | Path, n: int, first_seed: int = 0, size: int = 128, 
     (out / "masks").mkdir(parents=True, exist_ok=True)
     counts = np.zeros(len(CLASSES), np.int64)
     jobs = [(out, s, size) for s in range(first_seed, first_seed + n)]
-    with ProcessPoolExecutor(max_workers=max(1, workers)) as ex:
+    import multiprocessing
+
+    # spawn, not fork: a parent that has run torch or numba holds OpenMP threads that a fork would break
+    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=multiprocessing.get_context("spawn")) as ex:
         for k, c in enumerate(ex.map(_one, jobs, chunksize=8)):
             counts += c
             if notify and k % 20 == 0:

@@ -35,8 +35,10 @@ def prepare(image: np.ndarray, work_px: int | None) -> torch.Tensor:
 
 @torch.inference_mode()
 def predict_probs(model, x: torch.Tensor, tta: bool = False, mc_passes: int = 0, seed: int = 0,
-                  out_size: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
-    """Mean class probabilities (C, H, W) and, with ``mc_passes``, entropy / expected entropy / MI maps."""
+                  out_size: tuple[int, int] | None = None, temperature: float = 1.0) -> dict[str, np.ndarray]:
+    """Mean class probabilities (C, H, W) and, with ``mc_passes``, entropy / expected entropy / MI maps.
+    The encoder runs once per flip; the Monte-Carlo passes run the decoder as one batch on its features.
+    Logits are divided by ``temperature`` (fitted on validation scenes, stored with the weights)."""
     torch.manual_seed(seed)
     xp, (h, w) = _pad32(x)
     samples = []
@@ -44,11 +46,14 @@ def predict_probs(model, x: torch.Tensor, tta: bool = False, mc_passes: int = 0,
     set_dropout(model, mc_passes > 0)
     for fl in flips:
         xi = torch.flip(xp, fl) if fl else xp
-        feats = model.encoder(xi)
-        for _ in range(max(1, mc_passes)):
-            logits = forward_decoder(model, feats)
-            p = torch.softmax(logits, 1)
-            samples.append(torch.flip(p, fl) if fl else p)
+        n = max(1, mc_passes)
+        if getattr(model, "scope", None) == "all" and mc_passes:
+            logits = model(xi.expand(n, *xi.shape[1:]))          # dropout in the encoder: whole passes
+        else:
+            feats = model.encoder(xi)
+            logits = forward_decoder(model, [f.expand(n, *f.shape[1:]) for f in feats])
+        p = torch.softmax(logits / temperature, 1)
+        samples.append(torch.flip(p, fl) if fl else p)
     set_dropout(model, False)
     P = torch.cat(samples)[:, :, :h, :w]                      # (S, C, h, w)
     if out_size is not None and tuple(P.shape[-2:]) != tuple(out_size):
@@ -85,3 +90,18 @@ def miou(pred: np.ndarray, labels: np.ndarray, n_classes: int) -> tuple[float, l
         u = (a | b).sum()
         ious.append(float((a & b).sum() / u) if u else float("nan"))
     return float(np.nanmean(ious)), ious
+
+
+def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Temperature T minimising the negative log-likelihood of softmax(logits / T) (Guo et al. 2017)."""
+    logt = torch.zeros(1, requires_grad=True)
+    opt = torch.optim.LBFGS([logt], lr=0.1, max_iter=100)
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(logits / logt.exp(), labels)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return float(logt.detach().exp())

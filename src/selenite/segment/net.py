@@ -23,7 +23,9 @@ KINDS = ("unet", "unet-dropout")
 FILE_KIND = "selenite-segment"
 
 
-def build(variant: str = "unet-dropout", p: float = 0.1) -> nn.Module:
+def build(variant: str = "unet-dropout", p: float = 0.1, scope: str = "decoder") -> nn.Module:
+    """The U-Net; for ``unet-dropout`` Dropout2d(p) after every ReLU of the decoder (``scope="decoder"``) or also
+    after every activation of the encoder's batch-norm-activation layers (``scope="all"``, as LunarSite)."""
     import segmentation_models_pytorch as smp
 
     if variant not in KINDS:
@@ -35,7 +37,15 @@ def build(variant: str = "unet-dropout", p: float = 0.1) -> nn.Module:
             for conv in (block.conv1, block.conv2):
                 relu = conv[2]
                 conv[2] = nn.Sequential(relu, nn.Dropout2d(p))
+        if scope == "all":
+            for mod in m.encoder.modules():
+                if type(mod).__name__ == "BatchNormAct2d" and not isinstance(mod.act, nn.Identity):
+                    mod.act = nn.Sequential(mod.act, nn.Dropout2d(p))
+        elif scope != "decoder":
+            raise InputError(f"unknown dropout scope {scope!r} (decoder or all)")
     m.variant = variant
+    m.scope = scope if variant == "unet-dropout" else None
+    m.temperature = 1.0
     return m
 
 
@@ -52,7 +62,7 @@ def forward_decoder(model: nn.Module, feats: list[torch.Tensor]) -> torch.Tensor
 
 
 def save(model: nn.Module, path: str | Path, card: dict) -> None:
-    torch.save({"kind": FILE_KIND, "variant": model.variant, "encoder": ENCODER,
+    torch.save({"kind": FILE_KIND, "variant": model.variant, "scope": model.scope, "encoder": ENCODER,
                 "decoder_channels": list(DECODER_CHANNELS), "classes": list(CLASSES), "card": card,
                 "state_dict": {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}},
                path)
@@ -69,9 +79,10 @@ def load(path: str | Path) -> tuple[nn.Module, dict]:
     if not isinstance(rec, dict) or rec.get("kind") != FILE_KIND:
         got = rec.get("kind") if isinstance(rec, dict) else type(rec).__name__
         raise InputError(f"{path}: weights of the wrong kind ({got!r}); segmentation needs {FILE_KIND!r} weights")
-    model = build(rec["variant"])
+    model = build(rec["variant"], scope=rec.get("scope") or "decoder")
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in rec["state_dict"].items()})
     model.eval()
+    model.temperature = float(rec.get("card", {}).get("temperature", 1.0))
     return model, {k: v for k, v in rec.items() if k != "state_dict"}
 
 

@@ -69,7 +69,8 @@ def predict_files(images: list[Path], out: Path, weights: Path | None = None, tt
     out.mkdir(parents=True, exist_ok=True)
     results = []
     for k, (path, img) in enumerate(zip(images, arrays, strict=True)):
-        res = predict_probs(model, prepare(img, WORK_PX), tta=tta, mc_passes=mc_passes, out_size=img.shape)
+        res = predict_probs(model, prepare(img, WORK_PX), tta=tta, mc_passes=mc_passes, out_size=img.shape,
+                            temperature=model.temperature)
         cls = res["probs"].argmax(0).astype(np.uint8)
         stem = Path(path).stem
         _png(out / f"{stem}_classes.png", cls)
@@ -95,7 +96,8 @@ def predict_files(images: list[Path], out: Path, weights: Path | None = None, tt
 
 
 def train_files(data: Path, val: Path | None, out: Path, variant: str = "unet-dropout", epochs: int = 20,
-                batch: int = 16, size: int | None = None, seed: int = 0, notify=None) -> dict:
+                batch: int = 16, size: int | None = None, seed: int = 0, notify=None,
+                scope: str = "decoder") -> dict:
     """Train on a dataset folder (selenite scenes or ALRL layout); validation: ``val`` or a 10 % split."""
     from selenite.segment.data import load_arrays
     from selenite.segment.net import KINDS, save
@@ -114,12 +116,31 @@ def train_files(data: Path, val: Path | None, out: Path, variant: str = "unet-dr
     else:
         k = max(1, len(x) // 10)
         x, y, xv, yv = x[k:], y[k:], x[:k], y[:k]
-    model, info = train(x, y, xv, yv, variant=variant, epochs=epochs, batch=batch, seed=seed, notify=notify)
+    model, info = train(x, y, xv, yv, variant=variant, epochs=epochs, batch=batch, seed=seed, notify=notify,
+                        scope=scope)
+    info["temperature"] = _fit_temperature(model, xv, yv)
+    model.temperature = info["temperature"]
     card = {"trained_on": str(data), "n_train": int(len(x)), "validated_on": str(val) if val else "10 % split",
             "n_val": int(len(xv)), "size_px": int(x.shape[1]), **info}
     with atomic_path(out) as tmp:
         save(model, tmp, card)
     return card
+
+
+def _fit_temperature(model, xv: np.ndarray, yv: np.ndarray, pixels: int = 400_000) -> float:
+    """Temperature on the validation scenes (deterministic logits, a random subset of pixels)."""
+    import torch
+
+    from selenite.segment.infer import fit_temperature
+    from selenite.segment.net import set_dropout
+
+    set_dropout(model, False)
+    with torch.inference_mode():
+        logits = torch.cat([model(torch.from_numpy(xv[i:i + 32])[:, None]) for i in range(0, len(xv), 32)])
+    lg = logits.permute(0, 2, 3, 1).reshape(-1, logits.shape[1])
+    lb = torch.from_numpy(yv.reshape(-1).astype(np.int64))
+    idx = torch.from_numpy(np.random.default_rng(0).choice(len(lb), min(pixels, len(lb)), replace=False))
+    return fit_temperature(lg[idx].clone(), lb[idx])
 
 
 def _dataset_probs(model, root: Path, tta: bool, mc_passes: int, limit: int | None, seed: int = 0):
@@ -130,7 +151,8 @@ def _dataset_probs(model, root: Path, tta: bool, mc_passes: int, limit: int | No
     out = []
     for k, (a, b, lay) in enumerate(pairs(root)[:limit]):
         img, mask = read_pair(a, b, lay)
-        res = predict_probs(model, prepare(img, None), tta=tta, mc_passes=mc_passes, seed=seed + k)
+        res = predict_probs(model, prepare(img, None), tta=tta, mc_passes=mc_passes, seed=seed + k,
+                            temperature=model.temperature)
         out.append((res, mask))
     return out
 
@@ -215,7 +237,8 @@ def ood_files(in_domain: Path, out_of_domain: Path, weights: Path | None, mc_pas
                 img[r:r + tile, c:c + tile] for r in range(0, img.shape[0] - tile + 1, tile)
                 for c in range(0, img.shape[1] - tile + 1, tile)]
             for t in tiles:
-                res = predict_probs(model, prepare(t, None), mc_passes=mc_passes, seed=seed + n)
+                res = predict_probs(model, prepare(t, None), mc_passes=mc_passes, seed=seed + n,
+                                    temperature=model.temperature)
                 mi.append(float(res["mutual_information"].mean()))
                 ent.append(float(res["entropy"].mean()))
                 n += 1

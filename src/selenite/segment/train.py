@@ -36,11 +36,11 @@ def evaluate(model, x: np.ndarray, y: np.ndarray, batch: int = 64) -> float:
 
 def train(x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray, variant: str = "unet-dropout",
           epochs: int = 20, batch: int = 16, lr: float = 2e-3, seed: int = 0, threads: int = 2,
-          notify=None) -> tuple[torch.nn.Module, dict]:
+          notify=None, scope: str = "decoder") -> tuple[torch.nn.Module, dict]:
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     rng = np.random.default_rng(seed)
-    model = build(variant)
+    model = build(variant, scope=scope)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     steps = epochs * int(np.ceil(len(x) / batch))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.15)
@@ -77,4 +77,5 @@ def train(x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray, variant:
     model.load_state_dict(best_state)
     model.eval()
     return model, {"history": hist, "best_val_miou": best, "epochs": epochs, "batch": batch, "lr": lr,
-                   "seed": seed, "variant": variant}
+                   "seed": seed, "variant": variant,
+                   "dropout_scope": scope if variant == "unet-dropout" else None}
