@@ -46,6 +46,8 @@ def build(variant: str = "unet-dropout", p: float = 0.1, scope: str = "decoder")
     m.variant = variant
     m.scope = scope if variant == "unet-dropout" else None
     m.temperature = 1.0
+    m.temperature_mc = 1.0
+    m.temperature_for = lambda passes: m.temperature_mc if passes else m.temperature
     return m
 
 
@@ -83,6 +85,7 @@ def load(path: str | Path) -> tuple[nn.Module, dict]:
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in rec["state_dict"].items()})
     model.eval()
     model.temperature = float(rec.get("card", {}).get("temperature", 1.0))
+    model.temperature_mc = float(rec.get("card", {}).get("temperature_mc", model.temperature))
     return model, {k: v for k, v in rec.items() if k != "state_dict"}
 
 

@@ -70,7 +70,7 @@ def predict_files(images: list[Path], out: Path, weights: Path | None = None, tt
     results = []
     for k, (path, img) in enumerate(zip(images, arrays, strict=True)):
         res = predict_probs(model, prepare(img, WORK_PX), tta=tta, mc_passes=mc_passes, out_size=img.shape,
-                            temperature=model.temperature)
+                            temperature=model.temperature_for(mc_passes))
         cls = res["probs"].argmax(0).astype(np.uint8)
         stem = Path(path).stem
         _png(out / f"{stem}_classes.png", cls)
@@ -120,6 +120,8 @@ def train_files(data: Path, val: Path | None, out: Path, variant: str = "unet-dr
                         scope=scope)
     info["temperature"] = _fit_temperature(model, xv, yv)
     model.temperature = info["temperature"]
+    if variant == "unet-dropout":
+        info["temperature_mc"] = fit_temperature_mc(model, xv, yv)
     card = {"trained_on": str(data), "n_train": int(len(x)), "validated_on": str(val) if val else "10 % split",
             "n_val": int(len(xv)), "size_px": int(x.shape[1]), **info}
     with atomic_path(out) as tmp:
@@ -143,6 +145,34 @@ def _fit_temperature(model, xv: np.ndarray, yv: np.ndarray, pixels: int = 400_00
     return fit_temperature(lg[idx].clone(), lb[idx])
 
 
+def fit_temperature_mc(model, xv: np.ndarray, yv: np.ndarray, passes: int = 20, n: int = 50,
+                       seed: int = 0) -> float:
+    """Temperature of the Monte-Carlo predictive (mean over ``passes`` of softmax(logits / T)) on validation
+    scenes, by minimum negative log-likelihood over a grid of T (the averaging itself softens the prediction,
+    so the single-pass temperature does not carry over)."""
+    import torch
+
+    from selenite.segment.infer import _pad32
+    from selenite.segment.net import set_dropout
+
+    torch.manual_seed(seed)
+    set_dropout(model, True)
+    logits = []
+    with torch.inference_mode():
+        for i in range(min(n, len(xv))):
+            x, (h, w) = _pad32(torch.from_numpy(xv[i])[None, None])
+            logits.append(model(x.expand(passes, *x.shape[1:]))[:, :, :h, :w])
+    set_dropout(model, False)
+    L = torch.stack(logits)                                  # (n, passes, C, h, w)
+    y = torch.from_numpy(yv[:len(L)].astype(np.int64))
+    grid = np.exp(np.linspace(np.log(0.4), np.log(4.0), 61))
+    nll = []
+    for T in grid:
+        p = torch.softmax(L / float(T), 2).mean(1)             # (n, C, h, w)
+        nll.append(float(-torch.log(p.gather(1, y[:, None]).clamp_min(1e-12)).mean()))
+    return float(grid[int(np.argmin(nll))])
+
+
 def _dataset_probs(model, root: Path, tta: bool, mc_passes: int, limit: int | None, seed: int = 0):
     """Per-image mean probabilities, MC maps and labels of a dataset (each image at its own size)."""
     from selenite.segment.data import pairs, read_pair
@@ -152,7 +182,7 @@ def _dataset_probs(model, root: Path, tta: bool, mc_passes: int, limit: int | No
     for k, (a, b, lay) in enumerate(pairs(root)[:limit]):
         img, mask = read_pair(a, b, lay)
         res = predict_probs(model, prepare(img, None), tta=tta, mc_passes=mc_passes, seed=seed + k,
-                            temperature=model.temperature)
+                            temperature=model.temperature_for(mc_passes))
         out.append((res, mask))
     return out
 
@@ -238,7 +268,7 @@ def ood_files(in_domain: Path, out_of_domain: Path, weights: Path | None, mc_pas
                 for c in range(0, img.shape[1] - tile + 1, tile)]
             for t in tiles:
                 res = predict_probs(model, prepare(t, None), mc_passes=mc_passes, seed=seed + n,
-                                    temperature=model.temperature)
+                                    temperature=model.temperature_for(mc_passes))
                 mi.append(float(res["mutual_information"].mean()))
                 ent.append(float(res["entropy"].mean()))
                 n += 1
