@@ -46,8 +46,7 @@ def time_480(weights: Path | None, repeats: int = 5) -> dict:
         ts = []
         for _ in range(repeats):
             t0 = time.perf_counter()
-            predict_probs(model, prepare(x, work), tta=tta, mc_passes=20, out_size=x.shape,
-                          temperature=model.temperature_for(20))
+            predict_probs(model, prepare(x, work), tta=tta, mc_passes=20, out_size=x.shape)
             ts.append(time.perf_counter() - t0)
         out[name] = float(np.median(ts))
     out["work_px"] = WORK_PX

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from selenite.errors import InputError
-from selenite.geology.frames import FramePose, load_pose, ortho_of, ortho_summary, read_frame
+from selenite.geology.frames import FramePose, ortho_grey, ortho_of, ortho_summary, pose_from_record, read_frame
 from selenite.runs import Run, canonical_json, load_json_object
 
 Notify = Callable[[str, float], None]
@@ -76,11 +76,9 @@ class Descent:
         self.sun = self.data.get("sun")
 
     def pose(self, index: int) -> FramePose:
+        """The frame's pose from the file loaded once (not re-read per frame)."""
         rec = next(f for f in self.data["frames"] if int(f.get("frame", f.get("index"))) == index)
-        frame = self.frames_dir / rec["file"] if "file" in rec else None
-        if self.run is not None:
-            return load_pose(run=self.run, frame_index=index, frame=frame)
-        return load_pose(pose_path=self.poses_path, frame_index=index, frame=frame)
+        return pose_from_record(self.data, rec, self.frames_dir / rec["file"] if "file" in rec else None, index)
 
     def table(self) -> list[dict]:
         rows = []
@@ -253,9 +251,7 @@ def detect_on_ortho(ortho: np.ndarray, valid: np.ndarray, min_diameter_px: float
     from selenite.craters.detect import DetectSettings, detect_array
     from selenite.craters.net import default_weights, load_weights
 
-    img = ortho[0] if ortho.ndim == 3 and ortho.shape[0] == 1 else (ortho.mean(axis=0) if ortho.ndim == 3
-                                                                     else ortho)
-    img = img.astype(np.float32)
+    img = ortho_grey(ortho).astype(np.float32)
     img = np.where(valid, img, float(np.median(img[valid])))
     model, card = load_weights(default_weights("image"), "image")
     meta = card["meta"]
@@ -276,27 +272,15 @@ def inside(valid: np.ndarray, x_px, y_px, margin_px: int = 1) -> np.ndarray:
     return out
 
 
-def given_craters_on_ortho(path: Path, transform, crs_wkt: str) -> pd.DataFrame:
+def given_craters_on_ortho(path: Path, transform, crs_wkt: str, shape) -> pd.DataFrame:
     """A user's crater file (lon/lat + diameter, or a .scc with positions) as ortho pixels."""
-    from selenite.craters.catalog import read_craters
-    from selenite.geo.crs import lonlat_to_map
+    from selenite.geo.crs import as_crs
+    from selenite.geo.raster import RasterInfo
+    from selenite.geology.degradation import craters_on_raster
 
-    if path.suffix.lower() in (".scc", ".diam"):
-        from selenite.geology.csfd import read_count
-
-        c = read_count(path, area_km2=1.0)
-        if c.lon is None:
-            raise InputError(f"{path}: the count has no crater positions (lon, lat)")
-        lon, lat, d_m = c.lon, c.lat, c.diameters_km * 1000
-    else:
-        df = read_craters(path)
-        if not {"lon", "lat", "diameter_m"} <= set(df.columns):
-            raise InputError(f"{path}: --craters needs lon, lat and a diameter in m or km (positions on the map)")
-        lon, lat, d_m = (df[k].to_numpy(float) for k in ("lon", "lat", "diameter_m"))
-    x, y = lonlat_to_map(crs_wkt, lon, lat)
-    col, row = ~transform * (np.asarray(x), np.asarray(y))
-    g = abs(transform.a)
-    return pd.DataFrame({"x_px": np.asarray(col) - 0.5, "y_px": np.asarray(row) - 0.5, "diameter_px": d_m / g,
+    info = RasterInfo(as_crs(crs_wkt), transform, shape[1], shape[0])
+    cr = craters_on_raster(path, info, require_lonlat=True)
+    return pd.DataFrame({"x_px": cr["col"], "y_px": cr["row"], "diameter_px": cr["diameter_m"] / abs(transform.a),
                          "score": np.nan})
 
 
@@ -404,7 +388,7 @@ def run_analyze(out: str | Path, *, run: str | Path | None = None, poses: str | 
 
             arr, valid, transform, crs = _read_ortho(run_.path("ortho_count.tif"))
             if craters is not None:
-                df = given_craters_on_ortho(Path(craters), transform, crs)
+                df = given_craters_on_ortho(Path(craters), transform, crs, valid.shape)
                 source = str(craters)
             else:
                 df = detect_on_ortho(arr, valid, min_diameter_px=4.0, threshold=threshold,

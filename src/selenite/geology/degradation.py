@@ -107,11 +107,12 @@ def classify(diameter_m: np.ndarray, depth_to_diameter: np.ndarray) -> dict[str,
             "age_min_myr": np.where(valid, lo, np.nan), "age_max_myr": np.where(valid, hi, np.nan)}
 
 
-def craters_on_raster(craters, info, gsd_m: float | None = None):
+def craters_on_raster(craters, info, gsd_m: float | None = None, require_lonlat: bool = False):
     """(col, row, diameter_m) of the craters of a file on a raster grid (pixel centres at integers).
 
     Accepts a ``selenite craters`` CSV (pixels of this raster, or lon/lat + diameter) or a craterstats .scc/.diam
-    with positions (lon, lat, diameters in km)."""
+    with positions (lon, lat, diameters in km); only positions matter, so a count's area is not needed.
+    ``require_lonlat`` refuses pixel tables (their pixels are of another image)."""
     from pathlib import Path
 
     import pandas as pd
@@ -125,7 +126,7 @@ def craters_on_raster(craters, info, gsd_m: float | None = None):
     if path.suffix.lower() in (".scc", ".diam"):
         from selenite.geology.csfd import read_count
 
-        c = read_count(path)
+        c = read_count(path, area_km2=1.0)      # positions only: the counted area plays no part
         if c.lon is None:
             raise InputError(f"{path}: the count has no crater positions (lon, lat)")
         lon, lat, d_m = c.lon, c.lat, c.diameters_km * 1000.0
@@ -137,6 +138,8 @@ def craters_on_raster(craters, info, gsd_m: float | None = None):
         ids = np.arange(len(df))
         if {"lon", "lat", "diameter_m"} <= set(df.columns):
             lon, lat, d_m = (df[k].to_numpy(float) for k in ("lon", "lat", "diameter_m"))
+        elif require_lonlat:
+            raise InputError(f"{path}: needs lon, lat and a diameter in m or km (positions on the map)")
         else:
             col = df["x_px"].to_numpy(float)
             row = df["y_px"].to_numpy(float)
@@ -292,8 +295,9 @@ def degradation_image(ortho: np.ndarray, valid: np.ndarray, craters, gsd_m: floa
     az, el = float(sun[0]), float(sun[1])
     if not 0 < el < 90:
         raise InputError(f"the Sun's elevation must be between 0 and 90° (got {el:g})")
-    img = (ortho[0] if ortho.ndim == 3 and ortho.shape[0] == 1 else
-           (ortho.mean(axis=0) if ortho.ndim == 3 else ortho)).astype(np.float64)
+    from selenite.geology.frames import ortho_grey
+
+    img = ortho_grey(ortho).astype(np.float64)
     table = _reflectance_table(el)
     rows = []
     for i, r in enumerate(craters.itertuples()):

@@ -56,8 +56,6 @@ def load_pose(pose_path: str | Path | None = None, run: str | Path | None = None
         data = load_json_object(pose_path, "pose file")
         base = pose_path.parent
         frames_dir = base
-    camera = PinholeCamera.from_dict(data.get("camera", {}), where="the pose file's camera")
-    crs = data.get("crs_wkt") or data.get("map_crs_wkt")
     if "frames" in data:
         if frame_index is None:
             raise InputError("this pose file holds several frames; give --frame-index K")
@@ -71,6 +69,16 @@ def load_pose(pose_path: str | Path | None = None, run: str | Path | None = None
     else:
         rec = data
         default_frame = None
+    fpath = Path(frame) if frame is not None else default_frame
+    return pose_from_record(data, rec, fpath, frame_index, normal, ground_z)
+
+
+def pose_from_record(data: dict, rec: dict, frame: Path | None, frame_index: int | None = None, normal=None,
+                     ground_z: float | None = None) -> FramePose:
+    """One frame's pose and ground plane from a loaded pose file (``data``) and the frame's record in it (the
+    file itself for a single-frame pose)."""
+    camera = PinholeCamera.from_dict(data.get("camera", {}), where="the pose file's camera")
+    crs = data.get("crs_wkt") or data.get("map_crs_wkt")
     R, t = _matrix(rec, "the pose")
     pose = Pose(camera, R, t)
     if normal is not None:
@@ -86,12 +94,11 @@ def load_pose(pose_path: str | Path | None = None, run: str | Path | None = None
         point = C - np.array([0.0, 0.0, float(rec["altitude_m"])])
     else:
         raise InputError("the pose gives no ground plane (no 'ground' point and no altitude_m); give --ground-z")
-    fpath = Path(frame) if frame is not None else default_frame
-    if fpath is None:
+    if frame is None:
         raise InputError("give the frame image with --frame IMG")
-    if not fpath.is_file():
-        raise InputError(f"{fpath}: no such frame image")
-    return FramePose(pose, crs, point, n, fpath, frame_index)
+    if not frame.is_file():
+        raise InputError(f"{frame}: no such frame image")
+    return FramePose(pose, crs, point, n, frame, frame_index)
 
 
 def read_frame(path: Path, camera: PinholeCamera) -> np.ndarray:
@@ -130,6 +137,13 @@ def dem_in_world(dem_path, fp: FramePose, bounds, crs_wkt: str):
     ri, ci = int(np.clip(r, 0, h.shape[0] - 1)), int(np.clip(c, 0, h.shape[1] - 1))
     offset = fp.ground_point[2] - z[ri, ci] if np.isfinite(z[ri, ci]) else 0.0
     return z + offset, sub.transform
+
+
+def ortho_grey(data: np.ndarray) -> np.ndarray:
+    """One grey plane of an ortho raster (bands first, or already 2-D): the band itself, or the bands' mean."""
+    if data.ndim == 2:
+        return data
+    return data[0] if data.shape[0] == 1 else data.mean(axis=0)
 
 
 def ortho_of(fp: FramePose, img: np.ndarray, gsd: float, dem: str | Path | None = None):

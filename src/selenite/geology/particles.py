@@ -111,7 +111,9 @@ def particles_figure(path, arr: np.ndarray, df: pd.DataFrame, sfd: pd.DataFrame,
 
 def particles_on_ortho(ortho: np.ndarray, valid: np.ndarray, gsd_m: float, out_csv, plot, k: float = 4.0) -> dict:
     """Clasts on an ortho (bands first, 0 = no data) → CSV, figure, record; the area is the valid footprint."""
-    img = ortho[0] if ortho.shape[0] == 1 else np.moveaxis(ortho, 0, 2).mean(axis=2)
+    from selenite.geology.frames import ortho_grey
+
+    img = ortho_grey(ortho)
     df = detect_clasts(img, gsd_m, None, k, valid=valid)
     area = float(valid.sum()) * gsd_m**2
     sfd = size_distribution(df, area)

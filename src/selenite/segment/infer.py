@@ -17,7 +17,7 @@ from selenite.segment.net import forward_decoder, set_dropout
 FLIPS = ((), (3,), (2,), (2, 3))     # identity, horizontal, vertical, both (LunarSite's 4-flip TTA)
 
 
-def _pad32(x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+def pad32(x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
     h, w = x.shape[-2:]
     ph, pw = (-h) % 32, (-w) % 32
     return F.pad(x, (0, pw, 0, ph), mode="reflect") if ph or pw else x, (h, w)
@@ -35,12 +35,15 @@ def prepare(image: np.ndarray, work_px: int | None) -> torch.Tensor:
 
 @torch.inference_mode()
 def predict_probs(model, x: torch.Tensor, tta: bool = False, mc_passes: int = 0, seed: int = 0,
-                  out_size: tuple[int, int] | None = None, temperature: float = 1.0) -> dict[str, np.ndarray]:
+                  out_size: tuple[int, int] | None = None, temperature: float | None = None) -> dict[str, np.ndarray]:
     """Mean class probabilities (C, H, W) and, with ``mc_passes``, entropy / expected entropy / MI maps.
     The encoder runs once per flip; the Monte-Carlo passes run the decoder as one batch on its features.
-    Logits are divided by ``temperature`` (fitted on validation scenes, stored with the weights)."""
+    Logits are divided by ``temperature``; by default the model's own (fitted on validation scenes and stored with
+    the weights): the Monte-Carlo one with ``mc_passes``, the single-pass one without."""
+    if temperature is None:
+        temperature = getattr(model, "temperature_mc" if mc_passes else "temperature", 1.0)
     torch.manual_seed(seed)
-    xp, (h, w) = _pad32(x)
+    xp, (h, w) = pad32(x)
     samples = []
     flips = FLIPS if tta else ((),)
     set_dropout(model, mc_passes > 0)

@@ -47,7 +47,6 @@ def build(variant: str = "unet-dropout", p: float = 0.1, scope: str = "decoder")
     m.scope = scope if variant == "unet-dropout" else None
     m.temperature = 1.0
     m.temperature_mc = 1.0
-    m.temperature_for = lambda passes: m.temperature_mc if passes else m.temperature
     return m
 
 

@@ -69,8 +69,7 @@ def predict_files(images: list[Path], out: Path, weights: Path | None = None, tt
     out.mkdir(parents=True, exist_ok=True)
     results = []
     for k, (path, img) in enumerate(zip(images, arrays, strict=True)):
-        res = predict_probs(model, prepare(img, WORK_PX), tta=tta, mc_passes=mc_passes, out_size=img.shape,
-                            temperature=model.temperature_for(mc_passes))
+        res = predict_probs(model, prepare(img, WORK_PX), tta=tta, mc_passes=mc_passes, out_size=img.shape)
         cls = res["probs"].argmax(0).astype(np.uint8)
         stem = Path(path).stem
         _png(out / f"{stem}_classes.png", cls)
@@ -101,7 +100,7 @@ def train_files(data: Path, val: Path | None, out: Path, variant: str = "unet-dr
     """Train on a dataset folder (selenite scenes or ALRL layout); validation: ``val`` or a 10 % split."""
     from selenite.segment.data import load_arrays
     from selenite.segment.net import KINDS, save
-    from selenite.segment.train import train
+    from selenite.segment.train import fit_temperature_mc, fit_temperature_single, train
 
     if variant not in KINDS:
         raise InputError(f"unknown --kind {variant!r} (choose from: {', '.join(KINDS)})")
@@ -118,7 +117,7 @@ def train_files(data: Path, val: Path | None, out: Path, variant: str = "unet-dr
         x, y, xv, yv = x[k:], y[k:], x[:k], y[:k]
     model, info = train(x, y, xv, yv, variant=variant, epochs=epochs, batch=batch, seed=seed, notify=notify,
                         scope=scope)
-    info["temperature"] = _fit_temperature(model, xv, yv)
+    info["temperature"] = fit_temperature_single(model, xv, yv)
     model.temperature = info["temperature"]
     if variant == "unet-dropout":
         info["temperature_mc"] = fit_temperature_mc(model, xv, yv)
@@ -129,50 +128,6 @@ def train_files(data: Path, val: Path | None, out: Path, variant: str = "unet-dr
     return card
 
 
-def _fit_temperature(model, xv: np.ndarray, yv: np.ndarray, pixels: int = 400_000) -> float:
-    """Temperature on the validation scenes (deterministic logits, a random subset of pixels)."""
-    import torch
-
-    from selenite.segment.infer import fit_temperature
-    from selenite.segment.net import set_dropout
-
-    set_dropout(model, False)
-    with torch.inference_mode():
-        logits = torch.cat([model(torch.from_numpy(xv[i:i + 32])[:, None]) for i in range(0, len(xv), 32)])
-    lg = logits.permute(0, 2, 3, 1).reshape(-1, logits.shape[1])
-    lb = torch.from_numpy(yv.reshape(-1).astype(np.int64))
-    idx = torch.from_numpy(np.random.default_rng(0).choice(len(lb), min(pixels, len(lb)), replace=False))
-    return fit_temperature(lg[idx].clone(), lb[idx])
-
-
-def fit_temperature_mc(model, xv: np.ndarray, yv: np.ndarray, passes: int = 20, n: int = 50,
-                       seed: int = 0) -> float:
-    """Temperature of the Monte-Carlo predictive (mean over ``passes`` of softmax(logits / T)) on validation
-    scenes, by minimum negative log-likelihood over a grid of T (the averaging itself softens the prediction,
-    so the single-pass temperature does not carry over)."""
-    import torch
-
-    from selenite.segment.infer import _pad32
-    from selenite.segment.net import set_dropout
-
-    torch.manual_seed(seed)
-    set_dropout(model, True)
-    logits = []
-    with torch.inference_mode():
-        for i in range(min(n, len(xv))):
-            x, (h, w) = _pad32(torch.from_numpy(xv[i])[None, None])
-            logits.append(model(x.expand(passes, *x.shape[1:]))[:, :, :h, :w])
-    set_dropout(model, False)
-    L = torch.stack(logits)                                  # (n, passes, C, h, w)
-    y = torch.from_numpy(yv[:len(L)].astype(np.int64))
-    grid = np.exp(np.linspace(np.log(0.4), np.log(4.0), 61))
-    nll = []
-    for T in grid:
-        p = torch.softmax(L / float(T), 2).mean(1)             # (n, C, h, w)
-        nll.append(float(-torch.log(p.gather(1, y[:, None]).clamp_min(1e-12)).mean()))
-    return float(grid[int(np.argmin(nll))])
-
-
 def _dataset_probs(model, root: Path, tta: bool, mc_passes: int, limit: int | None, seed: int = 0):
     """Per-image mean probabilities, MC maps and labels of a dataset (each image at its own size)."""
     from selenite.segment.data import pairs, read_pair
@@ -181,8 +136,7 @@ def _dataset_probs(model, root: Path, tta: bool, mc_passes: int, limit: int | No
     out = []
     for k, (a, b, lay) in enumerate(pairs(root)[:limit]):
         img, mask = read_pair(a, b, lay)
-        res = predict_probs(model, prepare(img, None), tta=tta, mc_passes=mc_passes, seed=seed + k,
-                            temperature=model.temperature_for(mc_passes))
+        res = predict_probs(model, prepare(img, None), tta=tta, mc_passes=mc_passes, seed=seed + k)
         out.append((res, mask))
     return out
 
@@ -267,8 +221,7 @@ def ood_files(in_domain: Path, out_of_domain: Path, weights: Path | None, mc_pas
                 img[r:r + tile, c:c + tile] for r in range(0, img.shape[0] - tile + 1, tile)
                 for c in range(0, img.shape[1] - tile + 1, tile)]
             for t in tiles:
-                res = predict_probs(model, prepare(t, None), mc_passes=mc_passes, seed=seed + n,
-                                    temperature=model.temperature_for(mc_passes))
+                res = predict_probs(model, prepare(t, None), mc_passes=mc_passes, seed=seed + n)
                 mi.append(float(res["mutual_information"].mean()))
                 ent.append(float(res["entropy"].mean()))
                 n += 1

@@ -1,5 +1,6 @@
-"""Training the segmentation U-Net on CPU: Dice + cross-entropy, flip augmentation, AdamW with a cosine schedule;
-the best epoch on the validation set is kept."""
+"""Training the segmentation U-Net on CPU: Dice + cross-entropy, flip augmentation, AdamW with a one-cycle
+schedule; the best epoch on the validation set is kept; temperatures (single pass, Monte-Carlo predictive) are
+fitted on the validation set."""
 
 from __future__ import annotations
 
@@ -79,3 +80,43 @@ def train(x: np.ndarray, y: np.ndarray, xv: np.ndarray, yv: np.ndarray, variant:
     return model, {"history": hist, "best_val_miou": best, "epochs": epochs, "batch": batch, "lr": lr,
                    "seed": seed, "variant": variant,
                    "dropout_scope": scope if variant == "unet-dropout" else None}
+
+
+def fit_temperature_single(model, xv: np.ndarray, yv: np.ndarray, pixels: int = 400_000) -> float:
+    """Temperature on the validation scenes (deterministic logits, a random subset of pixels)."""
+    from selenite.segment.infer import fit_temperature
+    from selenite.segment.net import set_dropout
+
+    set_dropout(model, False)
+    with torch.inference_mode():
+        logits = torch.cat([model(torch.from_numpy(xv[i:i + 32])[:, None]) for i in range(0, len(xv), 32)])
+    lg = logits.permute(0, 2, 3, 1).reshape(-1, logits.shape[1])
+    lb = torch.from_numpy(yv.reshape(-1).astype(np.int64))
+    idx = torch.from_numpy(np.random.default_rng(0).choice(len(lb), min(pixels, len(lb)), replace=False))
+    return fit_temperature(lg[idx].clone(), lb[idx])
+
+
+def fit_temperature_mc(model, xv: np.ndarray, yv: np.ndarray, passes: int = 20, n: int = 50,
+                       seed: int = 0) -> float:
+    """Temperature of the Monte-Carlo predictive (mean over ``passes`` of softmax(logits / T)) on validation
+    scenes, by minimum negative log-likelihood over a grid of T (the averaging itself softens the prediction,
+    so the single-pass temperature does not carry over)."""
+    from selenite.segment.infer import pad32
+    from selenite.segment.net import set_dropout
+
+    torch.manual_seed(seed)
+    set_dropout(model, True)
+    logits = []
+    with torch.inference_mode():
+        for i in range(min(n, len(xv))):
+            x, (h, w) = pad32(torch.from_numpy(xv[i])[None, None])
+            logits.append(model(x.expand(passes, *x.shape[1:]))[:, :, :h, :w])
+    set_dropout(model, False)
+    L = torch.stack(logits)                                  # (n, passes, C, h, w)
+    y = torch.from_numpy(yv[:len(L)].astype(np.int64))
+    grid = np.exp(np.linspace(np.log(0.4), np.log(4.0), 61))
+    nll = []
+    for T in grid:
+        p = torch.softmax(L / float(T), 2).mean(1)             # (n, C, h, w)
+        nll.append(float(-torch.log(p.gather(1, y[:, None]).clamp_min(1e-12)).mean()))
+    return float(grid[int(np.argmin(nll))])
