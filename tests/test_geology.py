@@ -504,6 +504,7 @@ def test_analyze_chain_on_the_tiny_world(tiny_world, tmp_path):
     assert p.returncode == 0, p.stderr
     g = json.loads((out / "geology.json").read_text())
     assert g["count_frame"] == 0 and g["gsd"]["calibrated"]
+    assert ".tmp-" not in (out / "geology.json").read_text()     # records name the run's files, not temporaries
     assert abs(g["gsd"]["ratio_to_nominal"] - 1) <= 0.02, g["gsd"]
     d = g["date"]
     seen, area = _true_craters_seen(world, g["count_frame"], d["min_diameter_m"])

@@ -439,6 +439,7 @@ def run_analyze(out: str | Path, *, run: str | Path | None = None, poses: str | 
                     rec["error"] = str(exc)
                     _blank_png(tmp["csfd.png"], rec["error"])
                 rec["craters"] = "count.scc"
+                rec["plot"] = "csfd.png"          # the run's name, not the temporary one it was written to
             Path(tmp["date.json"]).write_text(canonical_json(rec) + "\n")
             note("date", 1.0)
 
@@ -457,6 +458,7 @@ def run_analyze(out: str | Path, *, run: str | Path | None = None, poses: str | 
                 rec = randomness_record(run_.path("count.scc"), trials=trials, seed=0, plot=tmp["randomness.png"],
                                         notify=lambda s, f: note("randomness", f))
                 rec["craters"] = "count.scc"
+                rec["plot"] = "randomness.png"
             Path(tmp["randomness.json"]).write_text(canonical_json(rec) + "\n")
 
         run_.step("randomness", ["randomness.json", "randomness.png"], make_randomness,
