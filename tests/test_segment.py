@@ -175,3 +175,40 @@ def test_ood_check_on_real_nac_images(shared_data, held_out):
     for k in ("in_domain", "out_of_domain"):
         assert 0 < r[k]["mean_mi"] <= r[k]["mean_entropy"] <= np.log(4)
     assert abs(r["mi_lift"] - r["out_of_domain"]["mean_mi"] / r["in_domain"]["mean_mi"]) < 1e-12
+
+
+def test_deep_ensemble_train_combine_and_disagreement(held_out, tmp_path):
+    """A two-member plain-U-Net ensemble: one file, mutual information from the members' disagreement without
+    any MC pass (0 ≤ MI ≤ entropy); an ensemble of one network twice has no disagreement (MI = 0 to float
+    precision); members of different kinds are refused."""
+    from selenite.segment.net import Ensemble, load
+
+    w = tmp_path / "ens.pt"
+    p = _cli("segment", "train", "--data", str(held_out), "--out", str(w), "--kind", "unet", "--epochs", "1",
+             "--members", "2", "--seed", "5")
+    assert p.returncode == 0, p.stderr
+    model, rec = load(w)
+    assert isinstance(model, Ensemble) and rec["n_members"] == 2
+    assert [m["seed"] for m in rec["card"]["members"]] == [5, 6] and rec["card"]["temperature"] > 0
+    src = next((held_out / "images").iterdir())
+    out = tmp_path / "o"
+    q = _cli("segment", "predict", str(src), "--weights", str(w), "--out", str(out))
+    assert q.returncode == 0, q.stderr
+    ent, mi = np.load(out / f"{src.stem}_entropy.npy"), np.load(out / f"{src.stem}_mutual_information.npy")
+    assert (mi >= 0).all() and (mi <= ent + 1e-5).all() and mi.mean() > 1e-4
+
+    one = tmp_path / "one.pt"
+    assert _cli("segment", "train", "--data", str(held_out), "--out", str(one), "--kind", "unet",
+                "--epochs", "1").returncode == 0
+    twice = tmp_path / "twice.pt"
+    r = _cli("segment", "ensemble", str(one), str(one), "--val", str(held_out), "--out", str(twice))
+    assert r.returncode == 0, r.stderr
+    out2 = tmp_path / "o2"
+    assert _cli("segment", "predict", str(src), "--weights", str(twice), "--out", str(out2)).returncode == 0
+    assert np.abs(np.load(out2 / f"{src.stem}_mutual_information.npy")).max() < 1e-5
+
+    from selenite.segment.net import default_weights
+
+    bad = _cli("segment", "ensemble", str(one), str(default_weights()), "--val", str(held_out), "--out",
+               str(tmp_path / "bad.pt"))
+    assert bad.returncode == 2 and "one kind" in bad.stderr and not (tmp_path / "bad.pt").exists()

@@ -363,13 +363,31 @@ def segment_train(
     batch: Annotated[int, typer.Option("--batch")] = 16,
     size: Annotated[int | None, typer.Option("--size", help="Resize images to SIZE × SIZE.")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    members: Annotated[int, typer.Option("--members", help="Deep ensemble: this many networks, seeds SEED, "
+                                         "SEED+1, …, in one weights file.")] = 1,
 ) -> None:
-    """Train the U-Net (Dice + cross-entropy) on the CPU."""
+    """Train the U-Net (Dice + cross-entropy) on the CPU, or a deep ensemble of them."""
     from selenite.segment.pipeline import train_files
 
     with progress_bar() as notify:
-        card = train_files(data, val, out, kind, epochs, batch, size, seed, notify=notify)
-    say(f"best validation mIoU {card['best_val_miou']:.4f} → {out}")
+        card = train_files(data, val, out, kind, epochs, batch, size, seed, notify=notify, members=members)
+    if members > 1:
+        say(f"{members} members, ensemble validation mIoU {card['ensemble_val_miou']:.4f} → {out}")
+    else:
+        say(f"best validation mIoU {card['best_val_miou']:.4f} → {out}")
+
+
+@segment_app.command("ensemble")
+def segment_ensemble(
+    weights: Annotated[list[Path], typer.Argument(help="Weights files of one kind (members).")],
+    val: Annotated[Path, typer.Option("--val", help="Validation dataset for the ensemble's temperatures.")],
+    out: Annotated[Path, typer.Option("--out", help="Ensemble weights file to write (.pt).", dir_okay=False)],
+) -> None:
+    """Combine separately trained weights into one deep-ensemble file (temperatures refitted on --val)."""
+    from selenite.segment.pipeline import ensemble_files
+
+    card = ensemble_files(weights, val, out)
+    say(f"{card['n_members']} members, ensemble validation mIoU {card['ensemble_val_miou']:.4f} → {out}")
 
 
 @segment_app.command("calibrate")

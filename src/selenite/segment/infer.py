@@ -1,6 +1,8 @@
-"""Prediction with flip test-time augmentation and Monte-Carlo dropout; uncertainty maps; calibration.
+"""Prediction with flip test-time augmentation, Monte-Carlo dropout and deep ensembles; uncertainty maps;
+calibration.
 
-For T stochastic passes (× the flips) with class probabilities p_t, the prediction is their mean p̄;
+For T samples (stochastic passes × ensemble members × flips) with class probabilities p_t, the prediction is
+their mean p̄;
 predictive entropy H[p̄] = −Σ p̄ log p̄ (total uncertainty), expected entropy E_t H[p_t] (aleatoric), and mutual
 information MI = H[p̄] − E_t H[p_t] (epistemic; Gal & Ghahramani 2016). Expected calibration error: pixels in
 15 equal-width confidence bins, ECE = Σ_b (n_b / N) |accuracy_b − confidence_b| (Guo et al. 2017).
@@ -12,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from selenite.segment.net import forward_decoder, set_dropout
+from selenite.segment.net import forward_decoder, members_of, set_dropout
 
 FLIPS = ((), (3,), (2,), (2, 3))     # identity, horizontal, vertical, both (LunarSite's 4-flip TTA)
 
@@ -33,11 +35,22 @@ def prepare(image: np.ndarray, work_px: int | None) -> torch.Tensor:
     return x
 
 
+def sample_logits(net, x: torch.Tensor, passes: int) -> torch.Tensor:
+    """(max(1, passes), C, h, w) logits of one network on a padded (1, 1, h, w) input; with dropout on, the
+    passes differ. Decoder-only dropout runs the encoder once and the decoder as one batch on its features."""
+    n = max(1, passes)
+    if getattr(net, "scope", None) == "all" and passes:
+        return net(x.expand(n, *x.shape[1:]))                 # dropout in the encoder: whole passes
+    feats = net.encoder(x)
+    return forward_decoder(net, [f.expand(n, *f.shape[1:]) for f in feats])
+
+
 @torch.inference_mode()
 def predict_probs(model, x: torch.Tensor, tta: bool = False, mc_passes: int = 0, seed: int = 0,
                   out_size: tuple[int, int] | None = None, temperature: float | None = None) -> dict[str, np.ndarray]:
-    """Mean class probabilities (C, H, W) and, with ``mc_passes``, entropy / expected entropy / MI maps.
-    The encoder runs once per flip; the Monte-Carlo passes run the decoder as one batch on its features.
+    """Mean class probabilities (C, H, W) and, with ``mc_passes`` or an ensemble, entropy / expected entropy / MI
+    maps. Each member's encoder runs once per flip; its Monte-Carlo passes run the decoder as one batch on its
+    features.
     Logits are divided by ``temperature``; by default the model's own (fitted on validation scenes and stored with
     the weights): the Monte-Carlo one with ``mc_passes``, the single-pass one without."""
     if temperature is None:
@@ -47,23 +60,19 @@ def predict_probs(model, x: torch.Tensor, tta: bool = False, mc_passes: int = 0,
     samples = []
     flips = FLIPS if tta else ((),)
     set_dropout(model, mc_passes > 0)
-    for fl in flips:
-        xi = torch.flip(xp, fl) if fl else xp
-        n = max(1, mc_passes)
-        if getattr(model, "scope", None) == "all" and mc_passes:
-            logits = model(xi.expand(n, *xi.shape[1:]))          # dropout in the encoder: whole passes
-        else:
-            feats = model.encoder(xi)
-            logits = forward_decoder(model, [f.expand(n, *f.shape[1:]) for f in feats])
-        p = torch.softmax(logits / temperature, 1)
-        samples.append(torch.flip(p, fl) if fl else p)
+    members = members_of(model)
+    for net in members:
+        for fl in flips:
+            logits = sample_logits(net, torch.flip(xp, fl) if fl else xp, mc_passes)
+            p = torch.softmax(logits / temperature, 1)
+            samples.append(torch.flip(p, fl) if fl else p)
     set_dropout(model, False)
     P = torch.cat(samples)[:, :, :h, :w]                      # (S, C, h, w)
     if out_size is not None and tuple(P.shape[-2:]) != tuple(out_size):
         P = F.interpolate(P, size=out_size, mode="bilinear", align_corners=False)
     mean = P.mean(0)
     out = {"probs": mean.numpy()}
-    if mc_passes > 0:
+    if mc_passes > 0 or len(members) > 1:
         eps = 1e-12
         H = -(mean * torch.log(mean + eps)).sum(0)
         EH = -(P * torch.log(P + eps)).sum(1).mean(0)

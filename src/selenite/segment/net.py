@@ -3,8 +3,10 @@ channel, four classes; ``unet-dropout`` adds Dropout2d after every ReLU of the d
 
 LunarSite put Dropout2d (p = 0.1) after every ReLU of the whole network. Here the encoder stays deterministic so
 that Monte-Carlo passes re-run the decoder only on cached encoder features — what makes 20 passes affordable on a
-CPU; the decoder's dropout carries the epistemic spread. Weights files are torch dicts with ``kind``
-("selenite-segment"), the model ``variant`` and a model card; loading refuses anything else.
+CPU; the decoder's dropout carries the epistemic spread. A deep ensemble (Lakshminarayanan et al. 2017) is a
+list of such U-Nets trained from different seeds (initialisation and data order); its members' disagreement is the
+epistemic term, with or without dropout. Weights files are torch dicts with ``kind`` ("selenite-segment"), the
+model ``variant``, one ``state_dict`` or a list ``members`` of them, and a model card; loading refuses anything else.
 """
 
 from __future__ import annotations
@@ -50,6 +52,27 @@ def build(variant: str = "unet-dropout", p: float = 0.1, scope: str = "decoder")
     return m
 
 
+class Ensemble(nn.Module):
+    """A deep ensemble: members of one variant, each run on its own; predictions average their softmax."""
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        if not members:
+            raise InputError("an ensemble needs at least one member")
+        kinds = {f"{m.variant} (dropout: {m.scope})" if m.scope else m.variant for m in members}
+        if len(kinds) != 1:
+            raise InputError(f"ensemble members must be of one kind (got {'; '.join(sorted(kinds))})")
+        self.members = nn.ModuleList(members)
+        self.variant = members[0].variant
+        self.scope = members[0].scope
+        self.temperature = 1.0
+        self.temperature_mc = 1.0
+
+
+def members_of(model: nn.Module) -> list[nn.Module]:
+    return list(model.members) if isinstance(model, Ensemble) else [model]
+
+
 def set_dropout(model: nn.Module, active: bool) -> None:
     """Dropout layers on (Monte-Carlo sampling) or off, the rest (batch norm) left in eval mode."""
     model.eval()
@@ -62,11 +85,18 @@ def forward_decoder(model: nn.Module, feats: list[torch.Tensor]) -> torch.Tensor
     return model.segmentation_head(model.decoder(feats))
 
 
+def _half(model: nn.Module) -> dict:
+    return {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+
+
 def save(model: nn.Module, path: str | Path, card: dict) -> None:
-    torch.save({"kind": FILE_KIND, "variant": model.variant, "scope": model.scope, "encoder": ENCODER,
-                "decoder_channels": list(DECODER_CHANNELS), "classes": list(CLASSES), "card": card,
-                "state_dict": {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}},
-               path)
+    rec = {"kind": FILE_KIND, "variant": model.variant, "scope": model.scope, "encoder": ENCODER,
+           "decoder_channels": list(DECODER_CHANNELS), "classes": list(CLASSES), "card": card}
+    if isinstance(model, Ensemble):
+        rec["members"] = [_half(m) for m in model.members]
+    else:
+        rec["state_dict"] = _half(model)
+    torch.save(rec, path)
 
 
 def load(path: str | Path) -> tuple[nn.Module, dict]:
@@ -80,12 +110,20 @@ def load(path: str | Path) -> tuple[nn.Module, dict]:
     if not isinstance(rec, dict) or rec.get("kind") != FILE_KIND:
         got = rec.get("kind") if isinstance(rec, dict) else type(rec).__name__
         raise InputError(f"{path}: weights of the wrong kind ({got!r}); segmentation needs {FILE_KIND!r} weights")
-    model = build(rec["variant"], scope=rec.get("scope") or "decoder")
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in rec["state_dict"].items()})
+    states = rec["members"] if "members" in rec else [rec.get("state_dict")]
+    members = []
+    for sd in states:
+        m = build(rec["variant"], scope=rec.get("scope") or "decoder")
+        try:
+            m.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
+        except (RuntimeError, AttributeError, TypeError):
+            raise InputError(f"{path}: weights do not fit selenite's segmentation network") from None
+        members.append(m)
+    model = Ensemble(members) if "members" in rec else members[0]
     model.eval()
     model.temperature = float(rec.get("card", {}).get("temperature", 1.0))
     model.temperature_mc = float(rec.get("card", {}).get("temperature_mc", model.temperature))
-    return model, {k: v for k, v in rec.items() if k != "state_dict"}
+    return model, {k: v for k, v in rec.items() if k not in ("state_dict", "members")} | {"n_members": len(members)}
 
 
 def default_weights() -> Path:

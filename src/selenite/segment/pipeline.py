@@ -76,9 +76,10 @@ def predict_files(images: list[Path], out: Path, weights: Path | None = None, tt
         grey = (np.repeat(img[..., None], 3, 2) * 255).astype(np.uint8)
         _png(out / f"{stem}_overlay.png", (0.55 * grey + 0.45 * colorize(cls)).astype(np.uint8))
         rec_i = {"image": str(path), "shape": list(img.shape), "tta": tta, "mc_passes": mc_passes,
+                 "members": rec["n_members"],
                  "coverage": {c: float((cls == i).mean()) for i, c in enumerate(CLASSES)},
                  "mean_confidence": float(res["probs"].max(0).mean())}
-        if mc_passes:
+        if "mutual_information" in res:                 # MC passes or an ensemble's members
             for name in ("entropy", "mutual_information"):
                 a = res[name].astype(np.float32)
                 with atomic_path(out / f"{stem}_{name}.npy") as tmp:
@@ -96,36 +97,83 @@ def predict_files(images: list[Path], out: Path, weights: Path | None = None, tt
 
 def train_files(data: Path, val: Path | None, out: Path, variant: str = "unet-dropout", epochs: int = 20,
                 batch: int = 16, size: int | None = None, seed: int = 0, notify=None,
-                scope: str = "decoder") -> dict:
-    """Train on a dataset folder (selenite scenes or ALRL layout); validation: ``val`` or a 10 % split."""
+                scope: str = "decoder", members: int = 1) -> dict:
+    """Train on a dataset folder (selenite scenes or ALRL layout); validation: ``val`` or a 10 % split. With
+    ``members`` > 1, a deep ensemble: one network per seed ``seed`` … ``seed + members − 1``."""
     from selenite.segment.data import load_arrays
-    from selenite.segment.net import KINDS, save
-    from selenite.segment.train import fit_temperature_mc, fit_temperature_single, train
+    from selenite.segment.net import KINDS, Ensemble
+    from selenite.segment.train import train
 
     if variant not in KINDS:
         raise InputError(f"unknown --kind {variant!r} (choose from: {', '.join(KINDS)})")
     if epochs < 1:
         raise InputError(f"--epochs must be at least 1 (got {epochs})")
-    out = Path(out)
-    if out.suffix != ".pt":
-        raise InputError(f"{out}: weights are written as a .pt file")
+    if not 1 <= members <= 16:
+        raise InputError(f"--members must be between 1 and 16 (got {members})")
+    out = _weights_out(out)
     x, y = load_arrays(data, size)
     if val is not None:
         xv, yv = load_arrays(val, size or x.shape[1])
     else:
         k = max(1, len(x) // 10)
         x, y, xv, yv = x[k:], y[k:], x[:k], y[:k]
-    model, info = train(x, y, xv, yv, variant=variant, epochs=epochs, batch=batch, seed=seed, notify=notify,
-                        scope=scope)
-    info["temperature"] = fit_temperature_single(model, xv, yv)
-    model.temperature = info["temperature"]
-    if variant == "unet-dropout":
-        info["temperature_mc"] = fit_temperature_mc(model, xv, yv)
+    nets, infos = [], []
+    for i in range(members):
+        step = (lambda s, f, i=i: notify(s, (i + f) / members)) if notify else None
+        net, info = train(x, y, xv, yv, variant=variant, epochs=epochs, batch=batch, seed=seed + i, notify=step,
+                          scope=scope)
+        nets.append(net)
+        infos.append(info)
+    info = infos[0] if members == 1 else {
+        "members": [{"seed": i["seed"], "best_val_miou": i["best_val_miou"]} for i in infos],
+        **{k: infos[0][k] for k in ("epochs", "batch", "lr", "variant", "dropout_scope")}}
+    model = nets[0] if members == 1 else Ensemble(nets)
     card = {"trained_on": str(data), "n_train": int(len(x)), "validated_on": str(val) if val else "10 % split",
             "n_val": int(len(xv)), "size_px": int(x.shape[1]), **info}
+    return _finish(model, card, xv, yv, out)
+
+
+def _weights_out(out: Path) -> Path:
+    out = Path(out)
+    if out.suffix != ".pt":
+        raise InputError(f"{out}: weights are written as a .pt file")
+    return out
+
+
+def _finish(model, card: dict, xv: np.ndarray, yv: np.ndarray, out: Path) -> dict:
+    """Temperatures on the validation scenes, the ensemble's validation mIoU, then the weights file."""
+    from selenite.segment.net import Ensemble, save
+    from selenite.segment.train import fit_temperatures
+
+    card.update(fit_temperatures(model, xv, yv))
+    if isinstance(model, Ensemble):
+        card["n_members"] = len(model.members)
+        from selenite.segment.infer import miou, predict_probs, prepare
+
+        pred = np.stack([predict_probs(model, prepare(im, None))["probs"].argmax(0) for im in xv])
+        card["ensemble_val_miou"] = miou(pred, yv, len(CLASSES))[0]
     with atomic_path(out) as tmp:
         save(model, tmp, card)
     return card
+
+
+def ensemble_files(weights: list[Path], val: Path, out: Path) -> dict:
+    """A deep ensemble from separately trained weights files of one kind; temperatures refitted on ``val``."""
+    from selenite.segment.data import load_arrays
+    from selenite.segment.net import Ensemble, load, members_of
+
+    if len(weights) < 2:
+        raise InputError("an ensemble needs at least two weights files")
+    out = _weights_out(out)
+    loaded = [load(w) for w in weights]
+    model = Ensemble([m for net, _ in loaded for m in members_of(net)])
+    xv, yv = load_arrays(val, loaded[0][1]["card"].get("size_px"))
+    card = {"members": [{"weights": Path(w).name, **{k: r["card"].get(k) for k in
+                                                     ("seed", "best_val_miou", "epochs", "trained_on", "n_train")}}
+                        for w, (_, r) in zip(weights, loaded, strict=True)],
+            "variant": model.variant, "dropout_scope": model.scope, "validated_on": str(val), "n_val": int(len(xv)),
+            "size_px": loaded[0][1]["card"].get("size_px")}
+    return _finish(model, card, xv, yv, out)
 
 
 def _dataset_probs(model, root: Path, tta: bool, mc_passes: int, limit: int | None, seed: int = 0):
@@ -156,6 +204,7 @@ def calibrate_files(data: Path, weights: Path | None, tta: bool, mc_passes: int,
     e, table = ece(probs, labels)
     m, per = miou(probs.argmax(1), labels, len(CLASSES))
     out = {"data": str(data), "images": len(res), "pixels": int(labels.size), "tta": tta, "mc_passes": mc_passes,
+           "members": rec["n_members"],
            "ece": e, "miou": m, "iou": dict(zip(CLASSES, per, strict=True)), "reliability": table}
     if plot is not None:
         import matplotlib
@@ -208,10 +257,14 @@ def ood_files(in_domain: Path, out_of_domain: Path, weights: Path | None, mc_pas
     from selenite.segment.net import default_weights, load
 
     model, rec = load(weights or default_weights())
-    if rec["variant"] != "unet-dropout":
-        raise InputError("the OOD check needs unet-dropout weights (mutual information from MC dropout)")
-    if mc_passes < 2:
-        raise InputError("--mc-passes must be at least 2 for mutual information")
+    if rec["n_members"] < 2:
+        if rec["variant"] != "unet-dropout":
+            raise InputError("the OOD check needs unet-dropout weights or an ensemble (mutual information from MC "
+                             "dropout or from the members' disagreement)")
+        if mc_passes < 2:
+            raise InputError("--mc-passes must be at least 2 for mutual information")
+    if mc_passes and rec["variant"] != "unet-dropout":
+        raise InputError("--mc-passes needs unet-dropout weights (use --mc-passes 0 with a plain-U-Net ensemble)")
 
     def stats(root):
         mi, ent, n = [], [], 0
@@ -229,5 +282,6 @@ def ood_files(in_domain: Path, out_of_domain: Path, weights: Path | None, mc_pas
 
     a, b = stats(in_domain), stats(out_of_domain)
     return {"in_domain": {"path": str(in_domain), **a}, "out_of_domain": {"path": str(out_of_domain), **b},
-            "mc_passes": mc_passes, "mi_lift": b["mean_mi"] / a["mean_mi"] if a["mean_mi"] > 0 else float("inf"),
+            "mc_passes": mc_passes, "members": rec["n_members"],
+            "mi_lift": b["mean_mi"] / a["mean_mi"] if a["mean_mi"] > 0 else float("inf"),
             "entropy_lift": b["mean_entropy"] / a["mean_entropy"] if a["mean_entropy"] > 0 else float("inf")}

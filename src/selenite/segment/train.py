@@ -98,21 +98,22 @@ def fit_temperature_single(model, xv: np.ndarray, yv: np.ndarray, pixels: int = 
 
 def fit_temperature_mc(model, xv: np.ndarray, yv: np.ndarray, passes: int = 20, n: int = 50,
                        seed: int = 0) -> float:
-    """Temperature of the Monte-Carlo predictive (mean over ``passes`` of softmax(logits / T)) on validation
-    scenes, by minimum negative log-likelihood over a grid of T (the averaging itself softens the prediction,
-    so the single-pass temperature does not carry over)."""
-    from selenite.segment.infer import pad32
-    from selenite.segment.net import set_dropout
+    """Temperature of the predictive mean softmax(logits / T) over the samples — ``passes`` Monte-Carlo passes of
+    each ensemble member, or (``passes=0``) one deterministic pass of each — on ``n`` validation scenes, by minimum
+    negative log-likelihood over a grid of T (the averaging itself softens the prediction, so the single-pass
+    temperature does not carry over)."""
+    from selenite.segment.infer import pad32, sample_logits
+    from selenite.segment.net import members_of, set_dropout
 
     torch.manual_seed(seed)
-    set_dropout(model, True)
+    set_dropout(model, passes > 0)
     logits = []
     with torch.inference_mode():
         for i in range(min(n, len(xv))):
             x, (h, w) = pad32(torch.from_numpy(xv[i])[None, None])
-            logits.append(model(x.expand(passes, *x.shape[1:]))[:, :, :h, :w])
+            logits.append(torch.cat([sample_logits(m, x, passes)[:, :, :h, :w] for m in members_of(model)]))
     set_dropout(model, False)
-    L = torch.stack(logits)                                  # (n, passes, C, h, w)
+    L = torch.stack(logits)                                  # (n, samples, C, h, w)
     y = torch.from_numpy(yv[:len(L)].astype(np.int64))
     grid = np.exp(np.linspace(np.log(0.4), np.log(4.0), 61))
     nll = []
@@ -120,3 +121,16 @@ def fit_temperature_mc(model, xv: np.ndarray, yv: np.ndarray, passes: int = 20, 
         p = torch.softmax(L / float(T), 2).mean(1)             # (n, C, h, w)
         nll.append(float(-torch.log(p.gather(1, y[:, None]).clamp_min(1e-12)).mean()))
     return float(grid[int(np.argmin(nll))])
+
+
+def fit_temperatures(model, xv: np.ndarray, yv: np.ndarray) -> dict:
+    """Both temperatures of a model or an ensemble, set on it and returned."""
+    from selenite.segment.net import Ensemble
+
+    t = {"temperature": fit_temperature_mc(model, xv, yv, passes=0) if isinstance(model, Ensemble)
+         else fit_temperature_single(model, xv, yv)}
+    if model.variant == "unet-dropout":
+        t["temperature_mc"] = fit_temperature_mc(model, xv, yv)
+    model.temperature = t["temperature"]
+    model.temperature_mc = t.get("temperature_mc", t["temperature"])
+    return t
