@@ -185,6 +185,9 @@ def test_cli_detect_evaluate_and_bad_input(tmp_path):
     assert np.allclose(det.diameter_m, det.diameter_px * 20.0)
     assert (tmp_path / "c_overlay.png").stat().st_size > 1000
     assert json.loads((tmp_path / "c.json").read_text())["n_craters"] == len(det)
+    html = (tmp_path / "c_report.html").read_text()       # self-contained: the overlay embedded, nothing fetched
+    assert f"{len(det)} craters detected" in html and "data:image/png;base64," in html
+    assert "http://" not in html and "https://" not in html
     truth = tmp_path / "t.csv"
     sc.craters.to_csv(truth, index=False)
     p = cli("craters", "evaluate", out, "--truth", truth, "--json")

@@ -146,6 +146,8 @@ def test_predict_writes_classes_and_uncertainty(tmp_path):
     assert abs(sum(rec["coverage"].values()) - 1) < 1e-6 and rec["mean_mutual_information"] > 0
     acc = float((cls == mask[:150]).mean())
     assert acc >= 0.8, acc
+    html = (out / "report.html").read_text()              # self-contained: 3 figures embedded, nothing fetched
+    assert html.count("data:image/png;base64,") == 3 and "https://" not in html and "http://" not in html
 
 
 def test_train_a_plain_unet_and_refuse_mc_with_it(held_out, tmp_path):

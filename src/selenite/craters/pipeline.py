@@ -150,21 +150,39 @@ def detect_file(*, dem: Path | None, image: Path | None, out: Path, gsd: float |
     out.parent.mkdir(parents=True, exist_ok=True)
     overlay = Path(overlay) if overlay else out.with_name(out.stem + "_overlay.png")
     sidecar = out.with_name(out.stem + ".json")
+    report = out.with_name(out.stem + "_report.html")
     record = {"input": str(src), "kind": kind, "shape": list(array.shape), "n_craters": int(len(craters)),
               "settings": asdict(settings), "weights": str(wpath), "weights_card": meta,
               "georeferenced": info is not None, "gsd_m": gsd}
-    tmps = [_tmp(p) for p in (out, overlay, sidecar)]
+    tmps = [_tmp(p) for p in (out, overlay, sidecar, report)]
     try:
         write_craters(tmps[0], craters)
         overlay_png(tmps[1], array, kind, craters)
         tmps[2].write_text(json.dumps(record, indent=1, default=str))
-        for t, p in zip(tmps, (out, overlay, sidecar), strict=True):
+        _write_report(tmps[3], record, craters, tmps[1])
+        for t, p in zip(tmps, (out, overlay, sidecar, report), strict=True):
             os.replace(t, p)
     finally:
         for t in tmps:
             t.unlink(missing_ok=True)
-    record["outputs"] = [str(out), str(overlay), str(sidecar)]
+    record["outputs"] = [str(out), str(overlay), str(sidecar), str(report)]
     return record
+
+
+def _write_report(path: Path, record: dict, craters: pd.DataFrame, overlay: Path) -> None:
+    """The detection as a self-contained report.html: settings, the overlay and the size range."""
+    from selenite.report.html import Section, png_data_uri, render_report
+
+    d = craters["diameter_px"] if len(craters) else pd.Series(dtype=float)
+    sec = Section("Crater detection", [
+        f"{record['n_craters']} craters detected on {Path(record['input']).name} ({record['kind']}, "
+        f"{record['shape'][1]} × {record['shape'][0]} px) with {Path(record['weights']).name}, threshold "
+        f"{record['settings']['threshold']:.2f}, diameters from {record['settings']['min_diameter_px']:g} px"
+        + (f"; detected diameters {d.min():.1f}–{d.max():.1f} px (median {d.median():.1f})." if len(d) else ".")])
+    if "diameter_m" in craters and len(craters):
+        sec.paragraphs.append(f"In metres: {craters['diameter_m'].min():.3g}–{craters['diameter_m'].max():.3g} m.")
+    sec.figures.append((png_data_uri(Path(overlay).read_bytes()), "Detected rims in red."))
+    Path(path).write_text(render_report("selenite — craters", [sec], subtitle=str(record["input"])))
 
 
 def evaluate_files(detected: Path, truth: Path, *, min_diameter_px: float | None = None,

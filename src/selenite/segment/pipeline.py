@@ -92,7 +92,33 @@ def predict_files(images: list[Path], out: Path, weights: Path | None = None, tt
         results.append(rec_i)
         if notify:
             notify("segment", (k + 1) / len(images))
+    _predict_report(out, results, rec)
     return results
+
+
+def _predict_report(out: Path, results: list[dict], weights_rec: dict) -> None:
+    """report.html of a predict run: per image its overlay, uncertainty maps and class coverage (embedded)."""
+    from selenite.report.html import Section, png_data_uri, write_report
+
+    card = weights_rec.get("card", {})
+    intro = Section("Terrain segmentation", [
+        f"{len(results)} image(s); weights: {weights_rec['variant']}"
+        + (f", ensemble of {weights_rec['n_members']}" if weights_rec["n_members"] > 1 else "")
+        + f", trained on {card.get('n_train', '?')} rendered scenes; TTA {'on' if results[0]['tta'] else 'off'}, "
+        f"{results[0]['mc_passes']} MC passes. Classes: background grey, small rocks orange, large rocks red, "
+        "sky blue. Entropy is total uncertainty; mutual information what the network does not know."])
+    secs = [intro]
+    for r in results:
+        stem = Path(r["image"]).stem
+        sec = Section(Path(r["image"]).name)
+        sec.tables.append((["class", "coverage"], [[k, f"{100 * v:.1f} %"] for k, v in r["coverage"].items()]))
+        sec.figures.append((png_data_uri((out / f"{stem}_overlay.png").read_bytes()), "classes"))
+        for name in ("entropy", "mutual_information"):
+            if f"mean_{name}" in r:
+                sec.figures.append((png_data_uri((out / f"{stem}_{name}.png").read_bytes()),
+                                    f"{name.replace('_', ' ')} (mean {r[f'mean_{name}']:.4f} nats)"))
+        secs.append(sec)
+    write_report(out / "report.html", "selenite — segmentation", secs)
 
 
 def train_files(data: Path, val: Path | None, out: Path, variant: str = "unet-dropout", epochs: int = 20,
