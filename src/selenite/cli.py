@@ -769,6 +769,18 @@ def demo(
     say(f"demo report: {report.resolve()}")
 
 
+@app.command("app")
+def web_app(
+    port: Annotated[int, typer.Option("--port", help="Port on localhost.")] = 8501,
+    run: Annotated[list[Path] | None, typer.Option("--run", help="Run folder to show (a demo folder or a stage's "
+                                                   "run); repeat for more.")] = None,
+) -> None:
+    """The web app (Streamlit, offline): Sites, Terrain, Locate, Craters, Geology and Segment pages."""
+    from selenite.app import launch
+
+    raise typer.Exit(launch(port, run or []))
+
+
 @sites_app.command("features")
 def sites_features(
     dem: Annotated[Path, typer.Option("--dem", help="DEM (GeoTIFF or PDS3), any lunar CRS.", dir_okay=False)],

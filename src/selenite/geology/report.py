@@ -13,7 +13,7 @@ def _png(path: Path) -> str:
     return png_data_uri(path.read_bytes())
 
 
-def _age(a: dict) -> str:
+def format_age(a: dict) -> str:
     t, p, m = a["age_ga"], a["plus_ga"], a["minus_ga"]
     return f"{t:.3g} +{p:.2g} −{m:.2g} Ga" if t >= 1 else f"{t * 1000:.3g} +{p * 1000:.2g} −{m * 1000:.2g} Ma"
 
@@ -49,7 +49,7 @@ def geology_section(root: str | Path, summary: dict | None = None, truth: dict |
     if "error" in d:
         sec.paragraphs.append(f"No model age: {d['error']}.")
     else:
-        rows = [[a["method"], _age(a), f"{a['n1_per_km2']:.3e}", a["n"],
+        rows = [[a["method"], format_age(a), f"{a['n1_per_km2']:.3e}", a["n"],
                  f"{a['d_range_km'][0] * 1000:.3g}–{a['d_range_km'][1] * 1000:.3g}", a["chronology_name"]]
                 for a in d["ages"]]
         sec.tables.append((["method", "model age", "N(1) km⁻²", "craters", "D range (m)", "chronology"], rows))

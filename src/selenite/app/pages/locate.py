@@ -1,0 +1,57 @@
+"""Locate: where the lander came down on the orbital map (coarse and fine fixes, σ-ellipse), the reconstructed
+descent in 3-D, its manoeuvres and the ground sample distance of every frame."""
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from selenite.app import core, ui
+
+ui.header("Descent localisation", "The descent images matched to the orbital map (DOM): a coarse fix from the best "
+          "keyframe, a fine fix from the bundle-adjusted reconstruction, and its 1-σ ellipse.")
+root = ui.choose_run("locate", "Locate the synthetic world's descent", core.live_locate)
+if root is not None:
+    ui.need(root, ["landing.json", "trajectory.csv", "maneuvers.json", "map_fix.png"])
+    landing = json.loads((root / "landing.json").read_text())
+    m = st.columns(4)
+    m[0].metric("landing latitude", f"{landing['lat']:.5f}°")
+    m[1].metric("landing longitude", f"{landing['lon']:.5f}° E")
+    m[2].metric("σ (1-σ, m)", f"{landing['sigma_m']:.2f}")
+    m[3].metric("frames reconstructed", f"{landing.get('frames_reconstructed', '—')} / {landing['frames_total']}")
+    st.image(str(root / "map_fix.png"), caption="The DOM around the landing: coarse fix, fine fix and the σ-ellipse "
+             f"(σ east {landing['sigma_ellipse_m']['east']:.2f} m, north {landing['sigma_ellipse_m']['north']:.2f} m).")
+    traj = pd.read_csv(root / "trajectory.csv")
+    c1, c2 = st.columns(2)
+    with c1:
+        st.subheader("Trajectory (3-D)")
+        azim = st.slider("View azimuth (°)", 0, 360, 225, 15, key="locate_azim")
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig = plt.figure(figsize=(5, 4.5))
+        ax = fig.add_subplot(projection="3d")
+        ax.plot(traj["x"] - traj["x"].iloc[-1], traj["y"] - traj["y"].iloc[-1], traj["z"], "-o", ms=2, lw=1)
+        ax.scatter([0], [0], [0], color="red", s=30, label="landing")
+        ax.set_xlabel("east (m)")
+        ax.set_ylabel("north (m)")
+        ax.set_zlabel("height (m)")
+        ax.view_init(elev=25, azim=azim)
+        ax.legend(fontsize=8)
+        ui.show_figure(fig)
+    with c2:
+        st.subheader("Ground sample distance per frame")
+        st.line_chart(traj.set_index("frame")[["gsd_m"]], x_label="frame", y_label="nadir GSD (m/px)")
+        st.line_chart(traj.set_index("frame")[["altitude_m"]], x_label="frame", y_label="altitude (m)")
+    st.subheader("Manoeuvres")
+    man = json.loads((root / "maneuvers.json").read_text())
+    events = man.get("events", man) if isinstance(man, dict) else man
+    if isinstance(events, list) and events:
+        st.dataframe(pd.DataFrame(events), hide_index=True, key="locate_maneuvers")
+    else:
+        st.json(man, expanded=False)
+    if (root / "trajectory.png").is_file():
+        with st.expander("Trajectory figure of the run"):
+            st.image(str(root / "trajectory.png"))

@@ -1,0 +1,58 @@
+"""Sites: the score map over a hillshade with the Artemis regions and the top sites; a site's features and why."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from selenite.app import core, ui
+
+ui.header("Landing sites", "Cells of the south-polar DEM scored by the gradient-boosted model; the top sites "
+          "and, for any of them, the features and SHAP contributions behind its score.")
+root = ui.choose_run("sites", "Rank sites on a synthetic south pole", core.live_sites)
+if root is not None:
+    ui.need(root, ["evaluation.json", "top_sites.csv", "cells.parquet", "figures/map.png"])
+    ev = json.loads((root / "evaluation.json").read_text())
+    top = pd.read_csv(root / "top_sites.csv")
+    m = st.columns(3)
+    m[0].metric("labelled cells", f"{ev['labelled_cells']} ({ev['positives']} positive)")
+    m[1].metric("spatial-CV AUC", f"{ev['spatial_cv'].get('auc', float('nan')):.3f}")
+    m[2].metric("top sites", str(len(top)))
+    st.caption(f"Label: {ev['label']['kind']}. Spatial block cross-validation: cells of a block are never "
+               "scored by a model that saw the block.")
+    st.image(str(root / "figures" / "map.png"), caption="Score over the hillshade; Artemis III regions in orange, "
+             "top sites in red.")
+    st.subheader("Top sites")
+    event = st.dataframe(top, key="sites_table", on_select="rerun", selection_mode="single-row", hide_index=True)
+    picked = event.selection.rows if event is not None and hasattr(event, "selection") else []
+    ranks = top["rank"].tolist()
+    rank = st.selectbox("Site (or click a row above)", ranks, index=picked[0] if picked else 0, key="sites_rank")
+    site = top[top["rank"] == rank].iloc[0]
+    cells = pd.read_parquet(root / "cells.parquet")
+    row = cells[cells["cell_id"] == site["cell_id"]].iloc[0]
+    features = [c[5:] for c in cells.columns if c.startswith("shap_") and c != "shap_bias"]
+    table = pd.DataFrame({"feature": features, "value": [row[f] for f in features],
+                          "SHAP (log-odds)": [row[f"shap_{f}"] for f in features]})
+    table = table.reindex(table["SHAP (log-odds)"].abs().sort_values(ascending=False).index)
+    st.subheader(f"Site {rank}: {site['lat']:.3f}°, {site['lon']:.3f}° — score {site['score']:.3f}")
+    st.caption(f"Base value {row['shap_bias']:+.3f} log-odds plus the contributions below gives the model's raw "
+               "score; the calibrated probability is the score shown.")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    show = table.head(12)[::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.32 * len(show) + 1))
+    v = show["SHAP (log-odds)"].to_numpy(float)
+    ax.barh(range(len(show)), v, color=np.where(v >= 0, "tab:green", "tab:red"))
+    ax.set_yticks(range(len(show)), show["feature"], fontsize=8)
+    ax.axvline(0, color="k", lw=0.6)
+    ax.set_xlabel("SHAP contribution (log-odds)")
+    fig.tight_layout()
+    ui.show_figure(fig)
+    st.dataframe(table, hide_index=True, key="sites_features")
+    if (root / "figures" / "shap_summary.png").is_file():
+        with st.expander("SHAP summary over all cells"):
+            st.image(str(root / "figures" / "shap_summary.png"))

@@ -1,0 +1,48 @@
+"""Terrain: sunlight, Earth visibility and permanent shadow over a year, from the horizon of every DEM cell."""
+
+import json
+
+import numpy as np
+import streamlit as st
+
+from selenite.app import core, ui
+
+MAPS = (("sun_visibility", "Sun visible (% of the year)", "inferno", (0, 100)),
+        ("earth_visibility", "Earth visible (% of the year)", "viridis", (0, 100)),
+        ("psr", "permanently shadowed (1 = yes)", "Blues", (0, 1)),
+        ("longest_dark_days", "longest night (days)", "magma_r", None),
+        ("longest_sun_days", "longest day (days)", "magma", None),
+        ("sun_earth_longest_days", "longest Sun + Earth window (days)", "cividis", None))
+
+ui.header("Terrain", "Illumination, Earth visibility and permanently shadowed regions: the horizon of every DEM "
+          "cell against the Sun's and Earth's paths (DE421) over the run's time span.")
+root = ui.choose_run("terrain", "Compute a year of light on the synthetic world", core.live_terrain)
+if root is not None:
+    ui.need(root, ["visibility.json"])
+    meta = json.loads((root / "visibility.json").read_text())
+    present = [m for m in MAPS if (root / f"{m[0]}.tif").is_file()]
+    names = st.multiselect("Maps", [m[1] for m in present], default=[m[1] for m in present[:3]], key="terrain_maps")
+    chosen = [m for m in present if m[1] in names]
+    if chosen:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        cols = min(3, len(chosen))
+        rows = int(np.ceil(len(chosen) / cols))
+        fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 4.2 * rows), squeeze=False)
+        for ax, (name, label, cmap, lim) in zip(axes.ravel(), chosen, strict=False):
+            a = ui.raster(root / f"{name}.tif")
+            im = ax.imshow(a, cmap=cmap, vmin=lim[0] if lim else None, vmax=lim[1] if lim else None)
+            fig.colorbar(im, ax=ax, shrink=0.8)
+            ax.set_title(label, fontsize=9)
+            ax.set_axis_off()
+        for ax in axes.ravel()[len(chosen):]:
+            ax.set_axis_off()
+        fig.tight_layout()
+        ui.show_figure(fig)
+    stats = {k: v for k, v in meta.items() if isinstance(v, int | float | str)}
+    if stats:
+        st.subheader("Run summary")
+        st.json(stats, expanded=False)
