@@ -128,7 +128,14 @@ def main(argv=None) -> None:
         image = work / "scene.png"
         Image.fromarray(img).save(image)
     with serve(a.run, work) as url:
-        print(json.dumps(drive(url, a.out, image), indent=1))
+        seen = drive(url, a.out, image)
+    from PIL import Image
+
+    for rec in seen["pages"].values():                # palette PNGs: a quarter of the size, for the docs
+        with Image.open(rec["screenshot"]) as im:
+            small = im.convert("RGB").quantize(colors=192, method=Image.Quantize.MEDIANCUT)
+        small.save(rec["screenshot"], optimize=True)
+    print(json.dumps(seen, indent=1))
 
 
 if __name__ == "__main__":

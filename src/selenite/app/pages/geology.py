@@ -22,7 +22,8 @@ if root is not None:
     poisson = next((a for a in ages if a["method"].lower().startswith("poisson")), ages[0] if ages else None)
     m[0].metric("model age" + (f" ({poisson['method']})" if poisson else ""), format_age(poisson) if poisson else "—")
     m[1].metric("craters counted", f"{s['craters']['n']} in {d['area_km2']:.3g} km²")
-    m[2].metric("GSD", f"{g['used_gsd_m']:.3g} m/px" + (" (calibrated)" if g.get("calibrated") else " (pose)"))
+    m[2].metric("GSD " + ("(calibrated on the map)" if g.get("calibrated") else "(from the pose)"),
+                f"{g['used_gsd_m']:.3g} m/px")
     if not g.get("calibrated"):
         st.info(f"GSD not calibrated on the orbital map: {g['reason']}.")
     if "error" in d:
