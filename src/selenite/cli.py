@@ -1010,7 +1010,8 @@ def bench_craters(
 @bench_app.command("segment")
 def bench_segment(
     work: Annotated[Path, typer.Option("--work", help="Folder for the held-out scenes and figures (kept).")],
-    weights: Annotated[Path | None, typer.Option("--weights", help="Weights (default: the shipped ones).")] = None,
+    weights: Annotated[list[Path] | None, typer.Option("--weights", help="Weights to measure; repeat for more "
+                                                       "(default: every shipped file).")] = None,
     n_test: Annotated[int, typer.Option("--n-test", help="Held-out scenes.")] = 300,
     train_dir: Annotated[Path | None, typer.Option("--train-data", help="Training scenes, for the positional "
                                                    "baseline.")] = None,
@@ -1019,12 +1020,13 @@ def bench_segment(
     """mIoU (± TTA) and ECE (± MC dropout) on held-out scenes, OOD lift on real images, 480² CPU time."""
     from selenite.bench.record import machine_line, update_section
     from selenite.bench.segment import run_segment_bench, segment_markdown
-    from selenite.segment.net import default_weights, load
+    from selenite.segment.net import shipped_weights
 
-    _, rec = load(weights or default_weights())
-    res = run_segment_bench(work, weights, n_test, train_dir, notify=lambda r: say(json.dumps(r, default=str)))
-    (work / "bench_segment.json").write_text(json.dumps(res, indent=1, default=str) + "\n")
-    update_section(output, "segment", segment_markdown(res, machine_line(), rec["card"]))
+    work.mkdir(parents=True, exist_ok=True)
+    results = [run_segment_bench(work, w, n_test, train_dir, notify=lambda r: say(json.dumps(r, default=str)))
+               for w in (weights or shipped_weights())]
+    (work / "bench_segment.json").write_text(json.dumps(results, indent=1, default=str) + "\n")
+    update_section(output, "segment", segment_markdown(results, machine_line()))
     say(f"updated {output}")
 
 

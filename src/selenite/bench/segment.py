@@ -62,16 +62,22 @@ def real_images(shared: Path = SHARED) -> list[Path]:
 
 def run_segment_bench(work: Path, weights: Path | None = None, n_test: int = 300, train_dir: Path | None = None,
                       notify=print) -> dict:
+    """One weights file (default: the shipped single network) on the held-out scenes, the real images and the
+    480² timing. An ensemble is measured with one pass per member and with 20 MC passes per member."""
     from selenite.segment.data import write_scenes
+    from selenite.segment.net import default_weights, load
     from selenite.segment.pipeline import calibrate_files, ood_files
 
     work = Path(work)
     test = work / "test_scenes"
     if not (test / "dataset.json").is_file():
         write_scenes(test, n_test, TEST_FIRST_SEED, 128)
-    res: dict = {"n_test": n_test}
+    _, rec = load(weights or default_weights())
+    tag = Path(weights or default_weights()).stem
+    res: dict = {"n_test": n_test, "weights": Path(weights or default_weights()).name, "members": rec["n_members"],
+                 "card": rec["card"]}
     for name, tta, mc in (("plain", False, 0), ("tta", True, 0), ("mc20", False, 20), ("mc20_tta", True, 20)):
-        r = calibrate_files(test, weights, tta, mc, work / f"reliability_{name}.png" if name == "mc20" else None)
+        r = calibrate_files(test, weights, tta, mc, work / f"reliability_{tag}_{name}.png" if name == "mc20" else None)
         res[name] = {k: r[k] for k in ("miou", "ece", "iou")}
         notify({name: res[name]})
     res["baseline_miou"] = positional_prior_miou(train_dir, test, None)
@@ -85,46 +91,59 @@ def run_segment_bench(work: Path, weights: Path | None = None, n_test: int = 300
                 link.symlink_to(p)
         res["ood"] = ood_files(test, ood_dir, weights, 20, tile=256, limit=50)
         notify({"ood": res["ood"]})
+        if rec["n_members"] > 1:
+            res["ood_members_only"] = ood_files(test, ood_dir, weights, 0, tile=256, limit=50)
+            notify({"ood_members_only": res["ood_members_only"]})
     res["time"] = time_480(weights)
     notify({"time": res["time"]})
     return res
 
 
-def segment_markdown(r: dict, machine: str, card: dict) -> str:
-    def row(name, label):
-        x = r[name]
-        return f"| {label} | **{x['miou']:.4f}** | {x['ece']:.4f} | " + " | ".join(
-            f"{v:.3f}" for v in x["iou"].values()) + " |"
-
-    lines = ["## Terrain segmentation (`selenite bench segment`)", "",
-             f"Shipped weights `segment_unet_dropout.pt` (U-Net, MobileNetV3-small encoder, decoder dropout p = 0.1, "
-             f"temperatures {card.get('temperature', 1.0):.3f} single-pass and "
-             f"{card.get('temperature_mc', 1.0):.3f} for the MC predictive, fitted on the validation scenes), "
-             "trained on "
-             f"{card.get('n_train', '?')} rendered scenes of 128²; tested on {r['n_test']} held-out scenes "
-             f"(seeds from {TEST_FIRST_SEED}, never seen in training or validation). {machine}.", "",
-             "| inference | mIoU | ECE (15 bins) | background | small rocks | large rocks | sky |",
-             "|---|---|---|---|---|---|---|",
-             row("plain", "single pass"), row("tta", "4-flip TTA"), row("mc20", "20 MC-dropout passes"),
-             row("mc20_tta", "20 MC passes × 4 flips")]
-    if r.get("baseline_miou") is not None:
-        lines.append(f"| baseline: each row's commonest class in the training masks | {r['baseline_miou']:.4f} | — "
-                     "| | | | |")
+def segment_markdown(results: list[dict], machine: str) -> str:
+    """The section: one block of rows per weights file measured (single network, ensemble)."""
+    lines = ["## Terrain segmentation (`selenite bench segment`)", ""]
+    first = results[0]
+    lines += [f"Tested on {first['n_test']} held-out scenes (seeds from {TEST_FIRST_SEED}, never seen in training or "
+              f"validation); trained on {first['card'].get('n_train', '?')} rendered scenes of 128². "
+              "Temperatures fitted on the validation scenes are stored with each weights file. " + machine, "",
+              "| weights | inference | mIoU | ECE (15 bins) | background | small rocks | large rocks | sky |",
+              "|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        who = f"`{r['weights']}`" + (f" ({r['members']} members)" if r["members"] > 1 else "")
+        labels = (("plain", "one pass" + (" per member" if r["members"] > 1 else "")), ("tta", "4-flip TTA"),
+                  ("mc20", "20 MC-dropout passes" + (" per member" if r["members"] > 1 else "")),
+                  ("mc20_tta", "20 MC passes × 4 flips"))
+        for name, label in labels:
+            x = r[name]
+            lines.append(f"| {who} | {label} | **{x['miou']:.4f}** | {x['ece']:.4f} | "
+                         + " | ".join(f"{v:.3f}" for v in x["iou"].values()) + " |")
+    if first.get("baseline_miou") is not None:
+        lines.append(f"| baseline | each row's commonest class in the training masks | {first['baseline_miou']:.4f} "
+                     "| — | | | | |")
     lines.append("")
-    if "ood" in r:
-        o = r["ood"]
-        lines += ["Out-of-domain check (20 MC passes; inputs of ≤ 256 px, larger images cut into 256² tiles): "
-                  "real LROC NAC crops and the global Moon image from `../shared/data` against the held-out scenes.",
-                  "",
-                  "| set | inputs | mean MI | mean entropy |", "|---|---|---|---|",
-                  f"| synthetic held-out scenes | {o['in_domain']['inputs']} | {o['in_domain']['mean_mi']:.5f} | "
-                  f"{o['in_domain']['mean_entropy']:.4f} |",
-                  f"| real images (NAC crops, global image) | {o['out_of_domain']['inputs']} | "
-                  f"{o['out_of_domain']['mean_mi']:.5f} | {o['out_of_domain']['mean_entropy']:.4f} |",
-                  f"| **lift** (real / synthetic) | | **{o['mi_lift']:.2f}×** | {o['entropy_lift']:.2f}× |", ""]
-    t = r["time"]
-    lines += [f"CPU time of one 480² image with 20 MC passes (median of 5, 2 threads): **{t['mc20']:.2f} s** with the "
-              f"network at {t['work_px']}² (the prediction's working size; probabilities upsampled), "
-              f"{t['mc20_tta']:.2f} s with 4-flip TTA, {t['mc20_full_res']:.2f} s at the full 480². "
-              "Targets (LunarSite): ECE ≤ 0.01, MI lift ≥ 4.7×, ≤ 2 s."]
+    if any("ood" in r for r in results):
+        lines += ["Out-of-domain check: mean mutual information (MI) and predictive entropy per input, real LROC NAC "
+                  "crops and the global Moon image from `../shared/data` (inputs ≤ 256 px, larger images cut into "
+                  "256² tiles) against the held-out scenes; the lift is real / synthetic.", "",
+                  "| weights | samples | synthetic inputs | MI synthetic | real inputs | MI real | **MI lift** | "
+                  "entropy lift |", "|---|---|---|---|---|---|---|---|"]
+        for r in results:
+            mc = "20 MC passes" + (" per member" if r["members"] > 1 else "")
+            for key, what in (("ood_members_only", "one pass per member"), ("ood", mc)):
+                if key in r:
+                    o = r[key]
+                    lines.append(f"| `{r['weights']}` | {what} | {o['in_domain']['inputs']} | "
+                                 f"{o['in_domain']['mean_mi']:.5f} | {o['out_of_domain']['inputs']} | "
+                                 f"{o['out_of_domain']['mean_mi']:.5f} | **{o['mi_lift']:.2f}×** | "
+                                 f"{o['entropy_lift']:.2f}× |")
+        lines.append("")
+    lines.append("CPU time of one 480² image with 20 MC passes (per member), median of 5, 2 threads, network at "
+                 f"{first['time']['work_px']}² (probabilities upsampled to 480²):")
+    lines.append("")
+    lines += ["| weights | 20 MC passes | + 4-flip TTA | at the full 480² |", "|---|---|---|---|"]
+    for r in results:
+        t = r["time"]
+        lines.append(f"| `{r['weights']}` | **{t['mc20']:.2f} s** | {t['mc20_tta']:.2f} s | "
+                     f"{t['mc20_full_res']:.2f} s |")
+    lines += ["", "Targets (LunarSite): ECE ≤ 0.01, MI lift ≥ 4.7×, ≤ 2 s."]
     return "\n".join(lines)

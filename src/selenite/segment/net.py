@@ -128,3 +128,9 @@ def load(path: str | Path) -> tuple[nn.Module, dict]:
 
 def default_weights() -> Path:
     return Path(__file__).with_name("weights") / "segment_unet_dropout.pt"
+
+
+def shipped_weights() -> list[Path]:
+    """Every weights file in the package: the default first."""
+    d = default_weights()
+    return [d] + sorted(p for p in d.parent.glob("*.pt") if p != d)

@@ -47,11 +47,16 @@ if root is not None:
         st.line_chart(traj.set_index("frame")[["altitude_m"]], x_label="frame", y_label="altitude (m)")
     st.subheader("Manoeuvres")
     man = json.loads((root / "maneuvers.json").read_text())
-    events = man.get("events", man) if isinstance(man, dict) else man
-    if isinstance(events, list) and events:
-        st.dataframe(pd.DataFrame(events), hide_index=True, key="locate_maneuvers")
-    else:
-        st.json(man, expanded=False)
+
+    def fmt(v):
+        return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+    rows = [{"manoeuvre": k.replace("_", " "), "details": "; ".join(f"{kk.replace('_', ' ')} {fmt(vv)}"
+                                                                    for kk, vv in v.items())}
+            for k, v in man.items() if isinstance(v, dict)]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="locate_maneuvers")
+    st.caption(f"{man.get('frames', '?')} frames reconstructed; total heading change "
+               f"{man.get('heading_total_change_deg', float('nan')):.1f}°.")
     if (root / "trajectory.png").is_file():
         with st.expander("Trajectory figure of the run"):
             st.image(str(root / "trajectory.png"))
