@@ -10,9 +10,10 @@ from PIL import Image
 
 from selenite.app import ui
 from selenite.errors import SeleniteError
+from selenite.segment.net import shipped_weights
 
-ui.header("Terrain segmentation", "The shipped U-Net with Monte-Carlo dropout: classes per pixel, predictive "
-          "entropy (total uncertainty) and mutual information (what the network does not know).")
+ui.header("Terrain segmentation", "The shipped U-Net with Monte-Carlo dropout (or the deep ensemble): classes per "
+          "pixel, predictive entropy (total uncertainty) and mutual information (what the network does not know).")
 source = st.radio("Image", ["upload", "a rendered ground-level scene"], key="segment_source")
 path = None
 if source == "upload":
@@ -26,18 +27,23 @@ else:
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(img).save(path)
-c = st.columns(2)
-tta = c[0].checkbox("4-flip TTA", value=False, key="segment_tta")
-passes = c[1].slider("MC-dropout passes", 0, 40, 20, key="segment_passes")
+c = st.columns(3)
+weights = {w.stem.replace("segment_", "").replace("_", " "): w for w in shipped_weights()}
+wname = c[0].selectbox("Weights", list(weights), key="segment_weights",
+                       help="unet dropout: one network; ensemble: several trained from different seeds, whose "
+                            "disagreement adds to the mutual information (slower).")
+tta = c[1].checkbox("4-flip TTA", value=False, key="segment_tta")
+passes = c[2].slider("MC-dropout passes (per network)", 0, 40, 20, key="segment_passes")
 if path is not None:
-    out = ui.work() / "segment" / hashlib.sha256(f"{path}:{tta}:{passes}".encode()).hexdigest()[:12]
+    key = f"{path}:{wname}:{tta}:{passes}"
+    out = ui.work() / "segment" / hashlib.sha256(key.encode()).hexdigest()[:12]
     rec_path = out / f"{path.stem}.json"
     if not rec_path.exists():
         bar = st.progress(0.0, text="segmenting")
         try:
             from selenite.segment.pipeline import predict_files
 
-            predict_files([path], out, tta=tta, mc_passes=passes,
+            predict_files([path], out, weights=weights[wname], tta=tta, mc_passes=passes,
                           notify=lambda s, f: bar.progress(float(min(max(f, 0), 1)), text=f"segmenting — {s}"))
         except SeleniteError as exc:
             st.error(str(exc))
