@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import streamlit as st
@@ -13,6 +14,7 @@ from selenite.app import core
 from selenite.errors import SeleniteError
 
 LIVE = "synthetic world (run here)"
+T = TypeVar("T")
 
 
 def header(title: str, about: str) -> None:
@@ -24,15 +26,16 @@ def work() -> Path:
     return core.work_root()
 
 
-def run_with_progress(label: str, fn: Callable[..., Path]) -> Path | None:
-    """Run ``fn(work, notify)`` with a progress bar; a user's mistake (SeleniteError) is shown as one line."""
+def run_with_progress(label: str, fn: Callable[..., T]) -> T | None:
+    """Run ``fn(notify)`` with a progress bar; a user's mistake (SeleniteError) is shown as one line and gives
+    None."""
     bar = st.progress(0.0, text=label)
 
     def notify(step: str, frac: float) -> None:
         bar.progress(float(min(max(frac, 0.0), 1.0)), text=f"{label} — {step}")
 
     try:
-        out = fn(work(), notify)
+        out = fn(notify)
     except SeleniteError as exc:
         bar.empty()
         st.error(str(exc))
@@ -41,28 +44,31 @@ def run_with_progress(label: str, fn: Callable[..., Path]) -> Path | None:
     return out
 
 
-def choose_run(stage: str, live_label: str, live: Callable[..., Path], key: str | None = None) -> Path | None:
+def choose_run(stage: str, live_label: str, live: Callable[..., Path], needs: tuple[str, ...] = (),
+               key: str | None = None) -> Path | None:
     """A run folder of ``stage``: one given to the app, or the live run on the synthetic world (made on demand,
-    then kept: the run folder's own skip-if-done makes a second visit instant)."""
+    then kept: the run folder's own skip-if-done makes a second visit instant). A run lacking any of ``needs``
+    stops the page with one line."""
     runs = core.discover(core.configured_runs()).get(stage, [])
     options = [str(r) for r in runs] + [LIVE]
     key = key or f"{stage}_run"
     choice = st.selectbox("Run", options, key=key,
                           help="Run folders given with `selenite app --run`, or a live run on the synthetic world.")
+    root = None
     if choice != LIVE:
-        return Path(choice)
-    done = st.session_state.get(f"{key}_live")
-    if done and Path(done).is_dir():
-        return Path(done)
-    if st.button(live_label, key=f"{key}_go", type="primary"):
-        out = run_with_progress(live_label, live)
-        if out is not None:
-            st.session_state[f"{key}_live"] = str(out)
-            return out
-    return None
+        root = Path(choice)
+    elif (done := st.session_state.get(f"{key}_live")) and Path(done).is_dir():
+        root = Path(done)
+    elif st.button(live_label, key=f"{key}_go", type="primary"):
+        root = run_with_progress(live_label, lambda notify: live(work(), notify))
+        if root is not None:
+            st.session_state[f"{key}_live"] = str(root)
+    if root is not None:
+        need(root, needs)
+    return root
 
 
-def need(root: Path, names: list[str]) -> None:
+def need(root: Path, names: tuple[str, ...]) -> None:
     """Stop the page with one line if the run folder lacks an output (a run still going, or one that failed)."""
     missing = [n for n in names if not (Path(root) / n).is_file()]
     if missing:

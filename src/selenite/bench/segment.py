@@ -72,10 +72,10 @@ def run_segment_bench(work: Path, weights: Path | None = None, n_test: int = 300
     test = work / "test_scenes"
     if not (test / "dataset.json").is_file():
         write_scenes(test, n_test, TEST_FIRST_SEED, 128)
-    _, rec = load(weights or default_weights())
-    tag = Path(weights or default_weights()).stem
-    res: dict = {"n_test": n_test, "weights": Path(weights or default_weights()).name, "members": rec["n_members"],
-                 "card": rec["card"]}
+    wpath = Path(weights or default_weights())
+    _, rec = load(wpath)
+    tag = wpath.stem
+    res: dict = {"n_test": n_test, "weights": wpath.name, "members": rec["n_members"], "card": rec["card"]}
     for name, tta, mc in (("plain", False, 0), ("tta", True, 0), ("mc20", False, 20), ("mc20_tta", True, 20)):
         r = calibrate_files(test, weights, tta, mc, work / f"reliability_{tag}_{name}.png" if name == "mc20" else None)
         res[name] = {k: r[k] for k in ("miou", "ece", "iou")}

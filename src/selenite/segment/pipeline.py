@@ -57,14 +57,11 @@ def _heat(a: np.ndarray, vmax: float) -> np.ndarray:
 def predict_files(images: list[Path], out: Path, weights: Path | None = None, tta: bool = False,
                   mc_passes: int = 0, notify=None) -> list[dict]:
     from selenite.segment.infer import predict_probs, prepare
-    from selenite.segment.net import default_weights, load
 
     if mc_passes < 0 or mc_passes > 200:
         raise InputError(f"--mc-passes must be between 0 and 200 (got {mc_passes})")
     arrays = [read_image(p) for p in images]           # every input checked before anything is written
-    model, rec = load(weights or default_weights())
-    if mc_passes and rec["variant"] != "unet-dropout":
-        raise InputError(f"{weights}: --mc-passes needs unet-dropout weights (these are {rec['variant']!r})")
+    model, rec = _load_for(weights, mc_passes)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results = []
@@ -119,6 +116,18 @@ def _predict_report(out: Path, results: list[dict], weights_rec: dict) -> None:
                                     f"{name.replace('_', ' ')} (mean {r[f'mean_{name}']:.4f} nats)"))
         secs.append(sec)
     write_report(out / "report.html", "selenite — segmentation", secs)
+
+
+def _load_for(weights: Path | None, mc_passes: int):
+    """The weights (default: the shipped single network), refused if MC passes are asked of a plain U-Net."""
+    from selenite.segment.net import default_weights, load
+
+    path = weights or default_weights()
+    model, rec = load(path)
+    if mc_passes and rec["variant"] != "unet-dropout":
+        raise InputError(f"{path}: --mc-passes needs unet-dropout weights (these are {rec['variant']!r}; an "
+                         "ensemble of them gives mutual information with --mc-passes 0)")
+    return model, rec
 
 
 def train_files(data: Path, val: Path | None, out: Path, variant: str = "unet-dropout", epochs: int = 20,
@@ -219,11 +228,8 @@ def calibrate_files(data: Path, weights: Path | None, tta: bool, mc_passes: int,
                     limit: int | None = None) -> dict:
     """mIoU, ECE (15 bins) and a reliability diagram of the weights on a labelled dataset."""
     from selenite.segment.infer import ece, miou
-    from selenite.segment.net import default_weights, load
 
-    model, rec = load(weights or default_weights())
-    if mc_passes and rec["variant"] != "unet-dropout":
-        raise InputError("--mc-passes needs unet-dropout weights")
+    model, rec = _load_for(weights, mc_passes)
     res = _dataset_probs(model, data, tta, mc_passes, limit)
     probs = np.concatenate([r["probs"].reshape(len(CLASSES), -1).T for r, _ in res])
     labels = np.concatenate([m.ravel() for _, m in res])
@@ -280,17 +286,14 @@ def ood_files(in_domain: Path, out_of_domain: Path, weights: Path | None, mc_pas
     """Mean MI and entropy per set and their lift (out-of-domain / in-domain). Large images are cut into
     ``tile``-px tiles (each a separate input), so an orbital image is seen at the network's scale."""
     from selenite.segment.infer import predict_probs, prepare
-    from selenite.segment.net import default_weights, load
 
-    model, rec = load(weights or default_weights())
+    model, rec = _load_for(weights, mc_passes)
     if rec["n_members"] < 2:
         if rec["variant"] != "unet-dropout":
             raise InputError("the OOD check needs unet-dropout weights or an ensemble (mutual information from MC "
                              "dropout or from the members' disagreement)")
         if mc_passes < 2:
             raise InputError("--mc-passes must be at least 2 for mutual information")
-    if mc_passes and rec["variant"] != "unet-dropout":
-        raise InputError("--mc-passes needs unet-dropout weights (use --mc-passes 0 with a plain-U-Net ensemble)")
 
     def stats(root):
         mi, ent, n = [], [], 0

@@ -7,7 +7,6 @@ import pandas as pd
 import streamlit as st
 
 from selenite.app import core, ui
-from selenite.errors import SeleniteError
 
 ui.header("Craters", "The shipped crater detector (a U-Net of centre and size maps) on an optical image or a DEM: "
           "rims drawn on the input, the table of craters with diameters in pixels (and metres when georeferenced).")
@@ -18,24 +17,18 @@ if source == "upload":
     path = ui.upload("Image (PNG/JPEG/TIFF)" if kind == "image" else "DEM (GeoTIFF)", key="craters_upload",
                      allowed=("png", "jpeg", "tiff") if kind == "image" else ("tiff",))
 elif st.session_state.get("craters_world") or st.button("Use the synthetic world", key="craters_world_go"):
-    world = ui.run_with_progress("Building the synthetic world", core.synthetic_world)
+    world = ui.run_with_progress("Building the synthetic world", lambda n: core.synthetic_world(ui.work(), n))
     if world is not None:
         st.session_state["craters_world"] = str(world)
         path = world / ("orbital_map.tif" if kind == "image" else "dem.tif")
 if path is not None:
     out = ui.work() / "craters" / hashlib.sha256(f"{path}:{kind}".encode()).hexdigest()[:12] / "craters.csv"
     if not out.exists():
-        bar = st.progress(0.0, text="detecting craters")
-        try:
-            from selenite.craters.pipeline import detect_file
+        from selenite.craters.pipeline import detect_file
 
-            detect_file(dem=path if kind == "DEM" else None, image=path if kind == "image" else None, out=out,
-                        notify=lambda s, f: bar.progress(float(min(max(f, 0), 1)), text=f"detecting craters — {s}"))
-        except SeleniteError as exc:
-            st.error(str(exc))
-            out = None
-        bar.empty()
-    if out is not None and out.exists():
+        ui.run_with_progress("detecting craters", lambda n: detect_file(
+            dem=path if kind == "DEM" else None, image=path if kind == "image" else None, out=out, notify=n))
+    if out.exists():
         cr = pd.read_csv(out)
         st.metric("craters detected", len(cr))
         st.image(str(out.with_name("craters_overlay.png")), caption=f"Detected rims on {Path(path).name}.")

@@ -12,9 +12,9 @@ from selenite.geology.report import format_age
 ui.header("Surface geology", "Dating the landing site from the descent: ortho of the highest clear frame, GSD "
           "calibrated on the orbital map, craters counted in the footprint, Poisson and CSFD-fit model ages.")
 root = ui.choose_run("geology", "Run the geology chain on the synthetic descent (locates it first)",
-                     core.live_geology)
+                     core.live_geology,
+                     needs=("geology.json", "ortho_before_after.png", "craters_overlay.png"))
 if root is not None:
-    ui.need(root, ["geology.json", "ortho_before_after.png", "craters_overlay.png"])
     s = json.loads((root / "geology.json").read_text())
     d, g = s["date"], s["gsd"]
     m = st.columns(3)

@@ -10,9 +10,9 @@ from selenite.app import core, ui
 
 ui.header("Descent localisation", "The descent images matched to the orbital map (DOM): a coarse fix from the best "
           "keyframe, a fine fix from the bundle-adjusted reconstruction, and its 1-σ ellipse.")
-root = ui.choose_run("locate", "Locate the synthetic world's descent", core.live_locate)
+root = ui.choose_run("locate", "Locate the synthetic world's descent", core.live_locate,
+                     needs=("landing.json", "trajectory.csv", "maneuvers.json", "map_fix.png"))
 if root is not None:
-    ui.need(root, ["landing.json", "trajectory.csv", "maneuvers.json", "map_fix.png"])
     landing = json.loads((root / "landing.json").read_text())
     m = st.columns(4)
     m[0].metric("landing latitude", f"{landing['lat']:.5f}°")

@@ -9,7 +9,6 @@ import streamlit as st
 from PIL import Image
 
 from selenite.app import ui
-from selenite.errors import SeleniteError
 from selenite.segment.net import shipped_weights
 
 ui.header("Terrain segmentation", "The shipped U-Net with Monte-Carlo dropout (or the deep ensemble): classes per "
@@ -39,15 +38,10 @@ if path is not None:
     out = ui.work() / "segment" / hashlib.sha256(key.encode()).hexdigest()[:12]
     rec_path = out / f"{path.stem}.json"
     if not rec_path.exists():
-        bar = st.progress(0.0, text="segmenting")
-        try:
-            from selenite.segment.pipeline import predict_files
+        from selenite.segment.pipeline import predict_files
 
-            predict_files([path], out, weights=weights[wname], tta=tta, mc_passes=passes,
-                          notify=lambda s, f: bar.progress(float(min(max(f, 0), 1)), text=f"segmenting — {s}"))
-        except SeleniteError as exc:
-            st.error(str(exc))
-        bar.empty()
+        ui.run_with_progress("segmenting", lambda n: predict_files([path], out, weights=weights[wname], tta=tta,
+                                                                   mc_passes=passes, notify=n))
     if rec_path.exists():
         rec = json.loads(rec_path.read_text())
         m = st.columns(4)

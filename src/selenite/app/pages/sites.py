@@ -10,9 +10,9 @@ from selenite.app import core, ui
 
 ui.header("Landing sites", "Cells of the south-polar DEM scored by the gradient-boosted model; the top sites "
           "and, for any of them, the features and SHAP contributions behind its score.")
-root = ui.choose_run("sites", "Rank sites on a synthetic south pole", core.live_sites)
+root = ui.choose_run("sites", "Rank sites on a synthetic south pole", core.live_sites,
+                     needs=("evaluation.json", "top_sites.csv", "cells.parquet", "figures/map.png"))
 if root is not None:
-    ui.need(root, ["evaluation.json", "top_sites.csv", "cells.parquet", "figures/map.png"])
     ev = json.loads((root / "evaluation.json").read_text())
     top = pd.read_csv(root / "top_sites.csv")
     m = st.columns(3)

@@ -16,9 +16,9 @@ MAPS = (("sun_visibility", "Sun visible (% of the year)", "inferno", (0, 100)),
 
 ui.header("Terrain", "Illumination, Earth visibility and permanently shadowed regions: the horizon of every DEM "
           "cell against the Sun's and Earth's paths (DE421) over the run's time span.")
-root = ui.choose_run("terrain", "Compute a year of light on the synthetic world", core.live_terrain)
+root = ui.choose_run("terrain", "Compute a year of light on the synthetic world", core.live_terrain,
+                     needs=("visibility.json",))
 if root is not None:
-    ui.need(root, ["visibility.json"])
     meta = json.loads((root / "visibility.json").read_text())
     present = [m for m in MAPS if (root / f"{m[0]}.tif").is_file()]
     names = st.multiselect("Maps", [m[1] for m in present], default=[m[1] for m in present[:3]], key="terrain_maps")
