@@ -93,6 +93,30 @@ def test_horizon_accounts_for_the_curvature_of_the_moon():
         assert np.isnan(h[edge]).all() and np.isnan(h).sum() == n, az
 
 
+def test_an_observer_above_the_ground_sees_a_wall_lower_and_a_plane_to_its_dip():
+    """From h above a plane, a wall of height W at distance d stands at atan((W − h − d²/2R)/d); with nothing
+    ahead but the plane, the horizon is the dip of the curved Moon, −√(2h/R), reached √(2hR) away."""
+    from selenite.terrain.horizon import horizon_one
+
+    n, res = 1200, 20.0
+    z = np.zeros((n, n))
+    z[:, 1100:] = 300.0
+    for h in (0.0, 2.0, 10.0, 50.0):
+        east = horizon_one(z, 90.0, res, observer_m=h)
+        d = (1100 - 100) * res
+        assert east[600, 100] == pytest.approx(np.degrees(np.arctan((300.0 - h - d * d / (2 * MOON_RADIUS_M)) / d)),
+                                               abs=0.006), h
+        west = horizon_one(z, 270.0, res, observer_m=h)            # 22 km of plane behind: enough for h ≤ 50 m
+        dip = -np.degrees(np.sqrt(2 * h / MOON_RADIUS_M))
+        assert west[600, 1000] == pytest.approx(dip, abs=0.006 + 0.002), h
+    # on rough ground the elevated eye never sees a higher horizon, and sees lower where the near ground decides
+    rng = np.random.default_rng(3)
+    rough = np.cumsum(np.cumsum(rng.normal(size=(300, 300)), 0), 1)
+    low, high = horizon_one(rough, 33.0, 5.0), horizon_one(rough, 33.0, 5.0, observer_m=10.0)
+    ok = np.isfinite(low)
+    assert (high[ok] <= low[ok] + 0.005).all() and (high[ok] < low[ok] - 0.01).mean() > 0.3
+
+
 # -- visibility ------------------------------------------------------------------------------------------------
 def _fraction_series(info, col, row, track):
     """Visible fraction of the body's disk over flat ground, straight from the exact local direction."""
@@ -332,13 +356,66 @@ def test_far_field_from_a_coarse_dem_adds_a_distant_massif_exactly(tmp_path):
     assert np.abs(after[270]).max() < 0.02             # nothing to the west (flat ground beyond: −d/2R)
 
 
-def test_the_disk_fraction_table_matches_the_closed_form():
-    from selenite.terrain.visibility import _SEGMENT, _fraction_lut, disk_fraction
+def test_far_field_nodes_follow_the_coarse_dem_not_metres(tmp_path):
+    """On a coarse DEM (240 m) with a 1.79 km far DEM the observer nodes are a far cell apart (not every 160 m),
+    and an eye 100 m up sees the distant mesa lower by h/d."""
+    from selenite.terrain.farfield import apply_far_field
+    from selenite.terrain.horizon import horizons, to_degrees
+
+    n, res, fr = 120, 240.0, 1786.875
+    info = _info(n, res, 0.0, -90.0)
+    z = np.zeros((n, n))
+    xs = -200 * fr + fr * (np.arange(400) + 0.5)
+    X, Y = np.meshgrid(xs, -xs)
+    mesa = np.where(np.hypot(X - 60000, Y) < 8000, 3000.0, 0.0)
+    far = tmp_path / "cap.tif"
+    write_cog(far, mesa.astype(np.float32), crs=as_crs(PS), nodata=-32768.0,
+              transform=Affine(fr, 0, -200 * fr, 0, -fr, 200 * fr))
+    out = {}
+    for h in (0.0, 100.0):
+        hz = horizons(z, 90, res, observer_m=h)
+        meta = apply_far_field(hz, z, info, res, 1.0, -1.0, far, far_max_km=120.0, observer_m=h)
+        out[h] = to_degrees(hz)[22][50:75]             # azimuth 88°, rows whose rays cross the mesa well inside
+    assert meta["coarse_m"] == pytest.approx(fr) and meta["node_px"] == round(fr / res)
+    x = info.pixel_to_map(np.arange(n, dtype=float), np.zeros(n))[0]
+    lowered = np.degrees(100.0 / (60000 - 8000 - x))                  # h/d towards the mesa's near edge
+    assert np.nanmean(out[0.0] - out[100.0], axis=0) == pytest.approx(lowered, rel=0.1, abs=0.01)
+    assert np.nanmin(out[0.0]) > 1.0                                    # the mesa is in every pixel's view
+
+
+def test_the_linear_models_of_sun_and_earth_hold_across_a_block(year):
+    """Blocks of a 240 m DEM are 128 px (30.7 km) a side; at the block's corners the linear model of the body's
+    elevation and grid azimuth stays within 0.003° of the exact direction (the residual is ≈ (L/R)²/2)."""
+    from selenite.terrain.visibility import block_layout, linearise, local_directions
+
+    n, res = 256, 240.0
+    info = _info(n, res, 45.0, -87.0)
+    size, centres = block_layout((n, n), res)
+    assert size == 128 and len(centres) == 4
+    for track in year:
+        bl = linearise(info, np.zeros((n, n)), track, size, centres)
+        for b, (cc, rc) in enumerate(centres):
+            for dc, dr in ((-63.5, -63.5), (63.5, 63.5), (63.5, -63.5)):
+                el, az = local_directions(info, [cc + dc], [rc + dr], [0.0], track.position_km)
+                c = bl.coef[b].astype(float)
+                el_lin = c[:, 0] + c[:, 1] * dc + c[:, 2] * dr
+                az_lin = c[:, 3] + c[:, 4] * dc + c[:, 5] * dr
+                assert np.abs(el_lin - el[:, 0]).max() < 0.003
+                assert np.abs((az_lin - az[:, 0] + 180) % 360 - 180).max() < 0.003
+
+
+def test_the_fast_disk_fraction_matches_the_closed_form():
+    from selenite.terrain.visibility import _arcsin_series, disk_fraction, disk_fraction_scaled
 
     rho = 0.2666
-    for d in np.linspace(-0.3, 0.3, 2001):
-        assert abs(_fraction_lut(d, rho, _SEGMENT) - disk_fraction(d, rho)) < 1e-5
+    for d in np.linspace(-0.3, 0.3, 4001):
+        assert abs(disk_fraction_scaled(np.float32(d / rho)) - disk_fraction(d, rho)) < 1e-6
+    # exactly nothing below the horizon and the whole disk above it, whatever the rounding
+    assert disk_fraction_scaled(np.float32(-1.0)) == 0.0 and disk_fraction_scaled(np.float32(1.0)) == 1.0
     assert disk_fraction(0.0, rho) == pytest.approx(0.5) and disk_fraction(rho, rho) == 1.0
+    y = np.linspace(0.0, np.sqrt(0.5), 1001)
+    c = np.asarray(_arcsin_series(), float)
+    assert np.abs(y * np.polyval(c[::-1], y * y) - np.arcsin(y)).max() < 3e-7
 
 
 def test_visibility_run_writes_every_product_verifies_and_resumes(tmp_path):
@@ -357,7 +434,9 @@ def test_visibility_run_writes_every_product_verifies_and_resumes(tmp_path):
     meta = json.loads((out / "visibility.json").read_text())
     assert meta["period"]["instants"] == 118 and meta["azimuths"] == 36
     hz, _ = read_raster(out / "horizon.tif", band=10)            # scale applied: degrees
-    assert np.nanmax(hz) < 10 and np.nanmin(hz) > -5
+    # the default eye is 2 m up: at the DEM's edge the only ground ahead is the next pixel, 20 m away
+    assert np.nanmax(hz) < 10 and np.nanmin(hz) == pytest.approx(-np.degrees(np.arctan(2.0 / 20.0)), abs=0.05)
+    assert meta["observer_height_m"] == 2.0
     assert (out / "report.html").read_text().count("data:image/png;base64,") >= 2
     assert run_cli("verify", out).returncode == 0
     before = json.loads((out / "manifest.json").read_text())["steps"]["visibility"]["seconds"]

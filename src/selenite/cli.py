@@ -616,6 +616,8 @@ def terrain_visibility(
     end: Annotated[str | None, typer.Option(help="End of the period (ISO date/time, UTC, excluded).")] = None,
     step: Annotated[str | None, typer.Option(help="Time step: 6h, 30min, 1d ...")] = None,
     azimuths: Annotated[int | None, typer.Option(help="Horizon azimuths (default 360).")] = None,
+    height: Annotated[float | None, typer.Option("--height", help="The observer's eye above the ground, m "
+                                                 "(default 2; PGDA and the literature use 0, 2 and 10).")] = None,
     far_dem: Annotated[Path | None, typer.Option("--far-dem", help="A coarser DEM around it (e.g. LOLA LDEM_4) "
                                                  "for the terrain beyond the DEM's edge.")] = None,
     no_horizon_file: Annotated[bool, typer.Option("--no-horizon-file", help="Do not write horizon.tif (one int16 "
@@ -633,7 +635,7 @@ def terrain_visibility(
 
     cfg = resolve_config(TerrainConfig, confs, stage="terrain", preset=preset, config_file=config,
                          overrides={"start": start, "end": end, "step": step, "azimuths": azimuths,
-                                    "write_horizon": False if no_horizon_file else None})
+                                    "height_m": height, "write_horizon": False if no_horizon_file else None})
     with progress_bar() as notify:
         path = run_visibility(dem, out, cfg, far_dem=far_dem, force=force, progress=notify)
     meta = json.loads((path / "visibility.json").read_text())

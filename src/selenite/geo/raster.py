@@ -56,6 +56,15 @@ class RasterInfo:
         x1, y1 = self.transform @ (self.width, self.height)
         return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
 
+    @property
+    def ground_res_m(self) -> float:
+        """Pixel size on the ground (metres): map units of a projected CRS, or the latitude spacing of a
+        geographic one."""
+        res = abs(self.transform.e)
+        if self.crs is not None and as_crs(self.crs).is_geographic:
+            return float(np.radians(res) * MOON_RADIUS_M)
+        return res
+
     def pixel_to_map(self, col, row):
         """Map x, y of pixel coordinates (0, 0 = centre of the top-left pixel)."""
         col = np.asarray(col, float) + 0.5

@@ -30,7 +30,7 @@ import numba
 import numpy as np
 
 from selenite.errors import InputError
-from selenite.geo.crs import MOON_RADIUS_M, as_crs, equivalent, lonlat_to_map
+from selenite.geo.crs import MOON_RADIUS_M, equivalent, lonlat_to_map
 from selenite.geo.raster import open_raster, raster_info
 from selenite.sites.grid import CellGrid, scale_factor
 
@@ -70,18 +70,8 @@ class PixelFrame:
     col0: int = 0
 
 
-def ground_resolution_m(info) -> float:
-    """A raster's pixel size on the ground (metres): map units of a projected CRS, or the latitude spacing of a
-    geographic one."""
-    crs = as_crs(info.crs)
-    res = abs(info.transform.e)
-    if crs.is_geographic:
-        return math.radians(res) * MOON_RADIUS_M
-    return res
-
-
 def pixel_frame(info, grid: CellGrid, max_k: int) -> PixelFrame:
-    res = ground_resolution_m(info)
+    res = info.ground_res_m
     k = int(min(max(round(grid.cell_m / res), 1), max_k))
     p = grid.cell_m / k
     t = info.transform

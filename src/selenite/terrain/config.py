@@ -11,6 +11,8 @@ class TerrainConfig(StageConfig):
     baseline_m: float = Field(10.0, gt=0)          # lander footprint for the baseline slope and roughness
     chunk: int = Field(1024, ge=256)                # attributes: DEM chunk side (px) streamed through dask
     azimuths: int = Field(360, ge=8, le=3600)
+    # the observer's eye above the ground (m): PGDA's products and the literature give 0, 2 and 10 m
+    height_m: float = Field(2.0, ge=0, le=1000)
     start: str = "2026-01-01"
     end: str = "2044-08-01"                         # a full 18.6-year nodal cycle of the lunar orbit
     step: str = "12h"

@@ -9,6 +9,12 @@ seen from u0 is ``tan e = (h − h0 − (u − u0)²/2R)/(u − u0) = (g − g0)
 so the hull is built on g and the curvature drop is exact to the parabolic approximation (error ≲ h/R ≈ 0.3 %
 of tan e for heights within 5 km of the sphere).
 
+Observer height: an observer ``observer_m`` above the ground (a lander's solar array or antenna; PGDA and the
+literature use 0, 2 and 10 m) looks from (u0, g0 + observer_m) while the terrain stays where it is. The hull is
+still built on the ground points; the elevated observer's tangent vertex lies at or beyond the ground observer's
+(raising the eye lowers near obstacles faster than far ones), and the slope to the hull's vertices seen from a
+point above it is unimodal, so it is found by bisection over the remaining hull (O(log n) more per pixel).
+
 Azimuths are measured clockwise from *grid* north (the raster's up direction); at the pole grid north and true
 north differ by the longitude, which :mod:`selenite.terrain.visibility` accounts for per pixel.
 
@@ -52,12 +58,32 @@ def _atan_deg(x):
 LINE_BLOCK = 16     # adjacent lines swept in lockstep (contiguous reads and writes)
 
 
+@numba.njit(cache=True, inline="always")
+def _elevated_tangent(hu, hg, kk, tp, u, g_eye):
+    """Largest slope (hg − g_eye)/(hu − u) over hull vertices 0..tp of line kk (0 = farthest), by bisection:
+    seen from a point above the hull the slope rises, then falls, towards the far end. Most often a low eye
+    keeps the ground observer's vertex (one comparison); else the best lies in 0..tp−1."""
+    if tp == 0 or (hg[kk, tp - 1] - g_eye) * (hu[kk, tp] - u) < (hg[kk, tp] - g_eye) * (hu[kk, tp - 1] - u):
+        return (hg[kk, tp] - g_eye) / (hu[kk, tp] - u)
+    lo = 0
+    hi = tp - 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        # is the next farther vertex at least as high in the view? then the best lies beyond mid
+        if (hg[kk, mid - 1] - g_eye) * (hu[kk, mid] - u) >= (hg[kk, mid] - g_eye) * (hu[kk, mid - 1] - u):
+            hi = mid - 1
+        else:
+            lo = mid
+    return (hg[kk, lo] - g_eye) / (hu[kk, lo] - u)
+
+
 @numba.njit(parallel=True, cache=True)
-def _sweep_lines(z, lines, dm, dn, res, radius, o_lo):
+def _sweep_lines(z, lines, dm, dn, res, radius, o_lo, observer_m):
     """Tangent of the horizon along ideal lines j = o + i·t (o = o_lo + k, t = dn/dm, |t| ≤ 1) for the direction
     (dm, dn) in (axis 0, axis 1) pixel units; heights linearly interpolated across axis 1. ``lines[i, k]`` gets
-    the tangent (NaN: no height there or nothing ahead). Blocks of LINE_BLOCK adjacent lines advance together:
-    they share the interpolation weight and read neighbouring heights."""
+    the tangent seen from ``observer_m`` above the ground (NaN: no height there or nothing ahead). Blocks of
+    LINE_BLOCK adjacent lines advance together: they share the interpolation weight and read neighbouring
+    heights."""
     n0, n1 = z.shape
     t = dn / dm
     n_lines = lines.shape[1]
@@ -103,7 +129,10 @@ def _sweep_lines(z, lines, dm, dn, res, radius, o_lo):
                     else:
                         break
                 if tp >= 0:
-                    lines[i, k] = (hg[kk, tp] - g) / (hu[kk, tp] - u) + u / radius
+                    if observer_m > 0.0:
+                        lines[i, k] = _elevated_tangent(hu, hg, kk, tp, u, g + observer_m) + u / radius
+                    else:
+                        lines[i, k] = (hg[kk, tp] - g) / (hu[kk, tp] - u) + u / radius
                 tp += 1
                 hu[kk, tp] = u
                 hg[kk, tp] = g
@@ -154,7 +183,7 @@ def horizon_direction(azimuth_deg: float, sign_x: float = 1.0, sign_y: float = -
 
 
 def _horizon_into(z: np.ndarray, zt: np.ndarray, azimuth_deg: float, res_m: float, out: np.ndarray, sign_x: float,
-                  sign_y: float, radius_m: float, buf: dict) -> None:
+                  sign_y: float, radius_m: float, buf: dict, observer_m: float = 0.0) -> None:
     """One azimuth into ``out`` (int16, z's shape). ``zt`` is z transposed and contiguous: directions closer to
     the rows are swept on it (contiguous memory)."""
     dc, dr = horizon_direction(azimuth_deg, sign_x, sign_y)
@@ -171,17 +200,18 @@ def _horizon_into(z: np.ndarray, zt: np.ndarray, azimuth_deg: float, res_m: floa
     if buf.get("key") != key:
         buf["key"], buf["lines"] = key, np.empty(key, np.float32)
     lines = buf["lines"]
-    _sweep_lines(zz, lines, dm, dn, float(res_m), float(radius_m), o_lo)
+    _sweep_lines(zz, lines, dm, dn, float(res_m), float(radius_m), o_lo, float(observer_m))
     # the transposed case writes through a transposed view: as fast here as a contiguous write, and no copy
     _lines_to_pixels(lines, out if zz is z else out.T, zz, t, o_lo, HORIZON_SCALE, HORIZON_NODATA)
 
 
 def horizon_one(z: np.ndarray, azimuth_deg: float, res_m: float, *, sign_x: float = 1.0, sign_y: float = -1.0,
-                radius_m: float = MOON_RADIUS_M) -> np.ndarray:
-    """Horizon elevation (degrees, float32, NaN where unknown) of every pixel in one grid azimuth."""
+                radius_m: float = MOON_RADIUS_M, observer_m: float = 0.0) -> np.ndarray:
+    """Horizon elevation (degrees, float32, NaN where unknown) of every pixel in one grid azimuth, seen from
+    ``observer_m`` above the ground."""
     z = np.ascontiguousarray(z, dtype=np.float64)
     out = np.empty(z.shape, np.int16)
-    _horizon_into(z, np.ascontiguousarray(z.T), azimuth_deg, res_m, out, sign_x, sign_y, radius_m, {})
+    _horizon_into(z, np.ascontiguousarray(z.T), azimuth_deg, res_m, out, sign_x, sign_y, radius_m, {}, observer_m)
     return to_degrees(out)
 
 
@@ -198,10 +228,13 @@ def azimuth_grid(n: int) -> np.ndarray:
 
 
 def horizons(z: np.ndarray, n_azimuths: int, res_m: float, *, sign_x: float = 1.0, sign_y: float = -1.0,
-             radius_m: float = MOON_RADIUS_M, notify=None, crop: tuple[int, int, int, int] | None = None) -> np.ndarray:
-    """Horizons in ``n_azimuths`` bands as int16 centidegrees, shape (n, rows, cols); HORIZON_NODATA where
-    unknown (observer nodata, or no DEM ahead). ``crop`` = (r0, r1, c0, c1) keeps only that part of the DEM's
-    horizons (a tile swept with its halo)."""
+             radius_m: float = MOON_RADIUS_M, notify=None, crop: tuple[int, int, int, int] | None = None,
+             observer_m: float = 0.0) -> np.ndarray:
+    """Horizons in ``n_azimuths`` bands as int16 centidegrees, shape (n, rows, cols), seen from ``observer_m``
+    above the ground; HORIZON_NODATA where unknown (observer nodata, or no DEM ahead). ``crop`` = (r0, r1, c0, c1)
+    keeps only that part of the DEM's horizons (a tile swept with its halo)."""
+    if observer_m < 0:
+        raise ValueError("the observer height must be ≥ 0 m")
     z = np.ascontiguousarray(z, dtype=np.float64)
     zt = np.ascontiguousarray(z.T)
     r0, r1, c0, c1 = crop or (0, z.shape[0], 0, z.shape[1])
@@ -210,9 +243,9 @@ def horizons(z: np.ndarray, n_azimuths: int, res_m: float, *, sign_x: float = 1.
     buf: dict = {}
     for k, a in enumerate(azimuth_grid(n_azimuths)):
         if full is None:
-            _horizon_into(z, zt, float(a), res_m, out[k], sign_x, sign_y, radius_m, buf)
+            _horizon_into(z, zt, float(a), res_m, out[k], sign_x, sign_y, radius_m, buf, observer_m)
         else:
-            _horizon_into(z, zt, float(a), res_m, full, sign_x, sign_y, radius_m, buf)
+            _horizon_into(z, zt, float(a), res_m, full, sign_x, sign_y, radius_m, buf, observer_m)
             out[k] = full[r0:r1, c0:c1]
         if notify is not None:
             notify("horizons", (k + 1) / n_azimuths)

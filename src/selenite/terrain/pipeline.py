@@ -118,7 +118,9 @@ def write_band_stack(path, hz: np.ndarray, info, descriptions: list[str]) -> Non
                    crs=rasterio.crs.CRS.from_wkt(info.crs.to_wkt()), transform=info.transform,
                    nodata=HORIZON_NODATA, tiled=True, blockxsize=512, blockysize=512, interleave="band",
                    compress="ZSTD", zstd_level=1, predictor=2, num_threads="ALL_CPUS", BIGTIFF="IF_SAFER")
-    with rasterio.open(path, "w", **profile) as dst:
+    # a small block cache: each band is written whole and never read back (GDAL's default, 5 % of the machine's
+    # memory, held another 1.2 GB here while the horizons themselves are in memory)
+    with rasterio.Env(GDAL_CACHEMAX=64), rasterio.open(path, "w", **profile) as dst:
         for b in range(hz.shape[0]):
             dst.write(hz[b], b + 1)
             dst.set_band_description(b + 1, descriptions[b])
@@ -195,14 +197,14 @@ def run_visibility(dem_path, out, cfg: TerrainConfig, *, far_dem=None, force: bo
                 return round(clock[-1] - clock[-2], 3)
 
             seconds = {}
-            hz = horizons(z, cfg.azimuths, res, sign_x=sx, sign_y=sy, notify=notify)
+            hz = horizons(z, cfg.azimuths, res, sign_x=sx, sign_y=sy, notify=notify, observer_m=cfg.height_m)
             seconds["horizons"] = lap()
             far = None
             if far_dem is not None:
                 from selenite.terrain.farfield import apply_far_field
 
                 far = apply_far_field(hz, z, info, res, sx, sy, far_dem, far_res_m=cfg.far_res_m,
-                                      far_max_km=cfg.far_max_km, node_m=cfg.far_node_m)
+                                      far_max_km=cfg.far_max_km, node_m=cfg.far_node_m, observer_m=cfg.height_m)
                 seconds["far_field"] = lap()
             sun, earth = body_tracks(times)
             seconds["ephemeris"] = lap()
@@ -224,17 +226,18 @@ def run_visibility(dem_path, out, cfg: TerrainConfig, *, far_dem=None, force: bo
             valid = np.isfinite(z)
             meta = {"period": {"start": str(times[0]), "end": cfg.end, "step_hours": step_h, "instants": len(times)},
                     "azimuths": cfg.azimuths, "pixel_m": res, "ephemeris": "DE421 + MOON_PA_DE421 → MOON_ME_DE421",
+                    "observer_height_m": cfg.height_m,
                     "horizon_units": f"{HORIZON_SCALE} degree per unit, clockwise from grid north",
                     "psr_fraction": float((vp.psr[valid] == 1).mean()),
                     "sun_visibility_mean_pct": float(np.nanmean(vp.sun_pct)),
                     "earth_visibility_mean_pct": float(np.nanmean(vp.earth_pct)), "far_field": far,
-                    "horizon_unknown_fraction": float((hz == HORIZON_NODATA).sum()
-                                                      / max(valid.sum() * cfg.azimuths, 1)),
+                    "horizon_unknown_fraction": sum(int((band == HORIZON_NODATA).sum()) for band in hz)
+                    / max(int(valid.sum()) * cfg.azimuths, 1),            # band by band: no 1-byte copy of hz
                     "seconds": seconds}
             tmp["visibility.json"].write_text(canonical_json(meta) + "\n")
 
         run.step("visibility", outputs, make, reads=[dem_path] + ([far_dem] if far_dem is not None else []),
-                 params={k: getattr(cfg, k) for k in ("azimuths", "start", "end", "step", "max_block",
+                 params={k: getattr(cfg, k) for k in ("azimuths", "height_m", "start", "end", "step", "max_block",
                                                       "write_horizon", "far_res_m", "far_max_km", "far_node_m")})
 
         def make_report(tmp):
@@ -308,10 +311,11 @@ def _run_visibility_tiled(dem_path, out, cfg, tile, far_dem, times, step_h, res,
                     if not np.isfinite(zt).any():
                         vp = None
                     else:
-                        hz = horizons(zw, cfg.azimuths, res, sign_x=sx, sign_y=sy, crop=crop)
+                        hz = horizons(zw, cfg.azimuths, res, sign_x=sx, sign_y=sy, crop=crop, observer_m=cfg.height_m)
                         it = RasterInfo(info.crs, info.transform * rasterio.Affine.translation(c0, r0), tw, th)
                         apply_far_field(hz, zt, it, res, sx, sy, sources, far_res_m=cfg.far_res_m,
-                                        far_max_km=cfg.far_max_km, node_m=cfg.far_node_m, near=(zw, iw))
+                                        far_max_km=cfg.far_max_km, node_m=cfg.far_node_m, near=(zw, iw),
+                                        observer_m=cfg.height_m)
                         vp = visibility(hz, zt, it, sun, earth, step_h, max_block=cfg.max_block)
                     w = Window(c0, r0, tw, th)
                     for n in names:
@@ -343,7 +347,7 @@ def _run_visibility_tiled(dem_path, out, cfg, tile, far_dem, times, step_h, res,
             nv = max(acc["valid"], 1)
             meta = {"period": {"start": str(times[0]), "end": cfg.end, "step_hours": step_h, "instants": len(times)},
                     "azimuths": cfg.azimuths, "pixel_m": res, "ephemeris": "DE421 + MOON_PA_DE421 → MOON_ME_DE421",
-                    "horizon_units": "no horizon.tif in tiled mode",
+                    "observer_height_m": cfg.height_m, "horizon_units": "no horizon.tif in tiled mode",
                     "tiled": {"tile_px": tile, "halo_px": cfg.halo, "tiles": len(tiles)},
                     "psr_fraction": acc["psr"] / nv, "sun_visibility_mean_pct": acc["sun"] / nv,
                     "earth_visibility_mean_pct": acc["earth"] / nv,
@@ -354,8 +358,9 @@ def _run_visibility_tiled(dem_path, out, cfg, tile, far_dem, times, step_h, res,
 
         run.step("visibility", [f"{n}.tif" for n in names] + ["visibility.json"], make,
                  reads=[dem_path] + ([far_dem] if far_dem is not None else []),
-                 params={k: getattr(cfg, k) for k in ("azimuths", "start", "end", "step", "max_block", "halo",
-                                                      "far_res_m", "far_max_km", "far_node_m")} | {"tile": tile})
+                 params={k: getattr(cfg, k) for k in ("azimuths", "height_m", "start", "end", "step", "max_block",
+                                                      "halo", "far_res_m", "far_max_km", "far_node_m")}
+                 | {"tile": tile})
 
         def make_report(tmp):
             from selenite.terrain.report import visibility_section_from_run
