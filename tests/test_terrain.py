@@ -155,6 +155,14 @@ def test_flat_ground_at_88s_sees_the_sun_and_earth_as_the_ephemeris_says(year):
         assert vp.longest_sun_days[row, col] == pytest.approx(_longest_run(fs > 0) * 0.25, abs=0.25)
         both = _longest_run((fs > 0) & (fe > 0)) * 0.25
         assert vp.sun_earth_longest_days[row, col] == pytest.approx(both, abs=0.25)
+        # a 6.5-day stay spans 27 instants at 6 h: the share of start times whose 27 instants all see the body
+        stay = 27
+        starts = len(fs) - stay + 1
+        sun_ok = np.convolve(fs > 0, np.ones(stay), mode="valid") == stay
+        both_ok = np.convolve((fs > 0) & (fe > 0), np.ones(stay), mode="valid") == stay
+        assert vp.sun_stay_pct[row, col] == pytest.approx(100 * sun_ok.sum() / starts, abs=100 / starts)
+        assert vp.sun_earth_stay_pct[row, col] == pytest.approx(100 * both_ok.sum() / starts, abs=100 / starts)
+        assert 0 < vp.sun_earth_stay_pct[row, col] < vp.sun_stay_pct[row, col] < 100
     assert vp.psr.max() == 0
 
 
@@ -429,7 +437,7 @@ def test_visibility_run_writes_every_product_verifies_and_resumes(tmp_path):
     proc = run_cli(*args)
     assert proc.returncode == 0, proc.stderr
     for name in ("horizon", "sun_visibility", "sun_min_month", "earth_visibility", "psr", "longest_dark_days",
-                 "longest_sun_days", "sun_earth_longest_days"):
+                 "longest_sun_days", "sun_earth_longest_days", "sun_stay", "sun_earth_stay"):
         assert (out / f"{name}.tif").is_file(), name
     meta = json.loads((out / "visibility.json").read_text())
     assert meta["period"]["instants"] == 118 and meta["azimuths"] == 36

@@ -628,7 +628,8 @@ def terrain_visibility(
     force: ForceOpt = False,
 ) -> None:
     """horizon.tif, sun_visibility.tif, earth_visibility.tif, psr.tif, longest_dark_days.tif,
-    longest_sun_days.tif, sun_earth_longest_days.tif (COGs) and visibility.json."""
+    longest_sun_days.tif, sun_earth_longest_days.tif, sun_stay.tif, sun_earth_stay.tif (COGs) and
+    visibility.json."""
     from selenite.config import resolve_config
     from selenite.terrain.config import TerrainConfig, confs
     from selenite.terrain.pipeline import run_visibility

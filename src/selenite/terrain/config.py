@@ -13,6 +13,7 @@ class TerrainConfig(StageConfig):
     azimuths: int = Field(360, ge=8, le=3600)
     # the observer's eye above the ground (m): PGDA's products and the literature give 0, 2 and 10 m
     height_m: float = Field(2.0, ge=0, le=1000)
+    stay_days: float = Field(6.5, gt=0)             # the surface stay of the stay products (Artemis III: 6.5 days)
     start: str = "2026-01-01"
     end: str = "2044-08-01"                         # a full 18.6-year nodal cycle of the lunar orbit
     step: str = "12h"

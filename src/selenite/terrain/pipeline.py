@@ -23,7 +23,12 @@ from selenite.terrain.visibility import visibility
 
 ATTRIBUTES = ("slope", "slope_baseline", "aspect", "roughness", "tri", "curvature")
 VISIBILITY = ("horizon", "sun_visibility", "sun_min_month", "earth_visibility", "psr", "longest_dark_days",
-              "longest_sun_days", "sun_earth_longest_days")
+              "longest_sun_days", "sun_earth_longest_days", "sun_stay", "sun_earth_stay")
+# product file → VisibilityProducts field (every product but the horizons)
+PRODUCT_FIELDS = {"sun_visibility": "sun_pct", "sun_min_month": "sun_min_month_pct", "earth_visibility": "earth_pct",
+                  "psr": "psr", "longest_dark_days": "longest_dark_days", "longest_sun_days": "longest_sun_days",
+                  "sun_earth_longest_days": "sun_earth_longest_days", "sun_stay": "sun_stay_pct",
+                  "sun_earth_stay": "sun_earth_stay_pct"}
 
 
 def _heights_offset(info) -> float:
@@ -209,24 +214,23 @@ def run_visibility(dem_path, out, cfg: TerrainConfig, *, far_dem=None, force: bo
             sun, earth = body_tracks(times)
             seconds["ephemeris"] = lap()
             notify("visibility", 0.0)
-            vp = visibility(hz, z, info, sun, earth, step_h, max_block=cfg.max_block)
+            vp = visibility(hz, z, info, sun, earth, step_h, max_block=cfg.max_block, stay_days=cfg.stay_days)
             seconds["visibility"] = lap()
             notify("visibility", 1.0)
             kw = dict(crs=info.crs, transform=info.transform)
             if cfg.write_horizon:
                 write_band_stack(tmp["horizon.tif"], hz, info,
                                  [f"azimuth {a:g} deg" for a in azimuth_grid(cfg.azimuths)])
-            for name, arr in (("sun_visibility", vp.sun_pct), ("sun_min_month", vp.sun_min_month_pct),
-                              ("earth_visibility", vp.earth_pct),
-                              ("longest_dark_days", vp.longest_dark_days), ("longest_sun_days", vp.longest_sun_days),
-                              ("sun_earth_longest_days", vp.sun_earth_longest_days)):
-                write_cog(tmp[f"{name}.tif"], arr, nodata=np.nan, **kw)
-            write_cog(tmp["psr.tif"], vp.psr, nodata=255, dtype="uint8", **kw)
+            for name, field in PRODUCT_FIELDS.items():
+                if name == "psr":
+                    write_cog(tmp["psr.tif"], vp.psr, nodata=255, dtype="uint8", **kw)
+                else:
+                    write_cog(tmp[f"{name}.tif"], getattr(vp, field), nodata=np.nan, **kw)
             seconds["write"] = lap()
             valid = np.isfinite(z)
             meta = {"period": {"start": str(times[0]), "end": cfg.end, "step_hours": step_h, "instants": len(times)},
                     "azimuths": cfg.azimuths, "pixel_m": res, "ephemeris": "DE421 + MOON_PA_DE421 → MOON_ME_DE421",
-                    "observer_height_m": cfg.height_m,
+                    "observer_height_m": cfg.height_m, "stay_days": cfg.stay_days,
                     "horizon_units": f"{HORIZON_SCALE} degree per unit, clockwise from grid north",
                     "psr_fraction": float((vp.psr[valid] == 1).mean()),
                     "sun_visibility_mean_pct": float(np.nanmean(vp.sun_pct)),
@@ -237,8 +241,9 @@ def run_visibility(dem_path, out, cfg: TerrainConfig, *, far_dem=None, force: bo
             tmp["visibility.json"].write_text(canonical_json(meta) + "\n")
 
         run.step("visibility", outputs, make, reads=[dem_path] + ([far_dem] if far_dem is not None else []),
-                 params={k: getattr(cfg, k) for k in ("azimuths", "height_m", "start", "end", "step", "max_block",
-                                                      "write_horizon", "far_res_m", "far_max_km", "far_node_m")})
+                 params={k: getattr(cfg, k) for k in ("azimuths", "height_m", "stay_days", "start", "end", "step",
+                                                      "max_block", "write_horizon", "far_res_m", "far_max_km",
+                                                      "far_node_m")})
 
         def make_report(tmp):
             from selenite.terrain.report import visibility_section_from_run
@@ -316,16 +321,14 @@ def _run_visibility_tiled(dem_path, out, cfg, tile, far_dem, times, step_h, res,
                         apply_far_field(hz, zt, it, res, sx, sy, sources, far_res_m=cfg.far_res_m,
                                         far_max_km=cfg.far_max_km, node_m=cfg.far_node_m, near=(zw, iw),
                                         observer_m=cfg.height_m)
-                        vp = visibility(hz, zt, it, sun, earth, step_h, max_block=cfg.max_block)
+                        vp = visibility(hz, zt, it, sun, earth, step_h, max_block=cfg.max_block,
+                                        stay_days=cfg.stay_days)
                     w = Window(c0, r0, tw, th)
                     for n in names:
                         if vp is None:
                             arr = np.full((th, tw), 255 if n == "psr" else np.nan)
                         else:
-                            arr = {"sun_visibility": vp.sun_pct, "sun_min_month": vp.sun_min_month_pct,
-                                   "earth_visibility": vp.earth_pct, "psr": vp.psr,
-                                   "longest_dark_days": vp.longest_dark_days, "longest_sun_days": vp.longest_sun_days,
-                                   "sun_earth_longest_days": vp.sun_earth_longest_days}[n]
+                            arr = getattr(vp, PRODUCT_FIELDS[n])
                         dss[n].write(arr.astype(dss[n].dtypes[0]), 1, window=w)
                     if vp is not None:
                         valid = np.isfinite(zt)
@@ -347,7 +350,8 @@ def _run_visibility_tiled(dem_path, out, cfg, tile, far_dem, times, step_h, res,
             nv = max(acc["valid"], 1)
             meta = {"period": {"start": str(times[0]), "end": cfg.end, "step_hours": step_h, "instants": len(times)},
                     "azimuths": cfg.azimuths, "pixel_m": res, "ephemeris": "DE421 + MOON_PA_DE421 → MOON_ME_DE421",
-                    "observer_height_m": cfg.height_m, "horizon_units": "no horizon.tif in tiled mode",
+                    "observer_height_m": cfg.height_m, "stay_days": cfg.stay_days,
+                    "horizon_units": "no horizon.tif in tiled mode",
                     "tiled": {"tile_px": tile, "halo_px": cfg.halo, "tiles": len(tiles)},
                     "psr_fraction": acc["psr"] / nv, "sun_visibility_mean_pct": acc["sun"] / nv,
                     "earth_visibility_mean_pct": acc["earth"] / nv,
@@ -358,8 +362,8 @@ def _run_visibility_tiled(dem_path, out, cfg, tile, far_dem, times, step_h, res,
 
         run.step("visibility", [f"{n}.tif" for n in names] + ["visibility.json"], make,
                  reads=[dem_path] + ([far_dem] if far_dem is not None else []),
-                 params={k: getattr(cfg, k) for k in ("azimuths", "height_m", "start", "end", "step", "max_block",
-                                                      "halo", "far_res_m", "far_max_km", "far_node_m")}
+                 params={k: getattr(cfg, k) for k in ("azimuths", "height_m", "stay_days", "start", "end", "step",
+                                                      "max_block", "halo", "far_res_m", "far_max_km", "far_node_m")}
                  | {"tile": tile})
 
         def make_report(tmp):

@@ -103,7 +103,8 @@ def visibility_section_from_run(run_dir, dem_path) -> Section:
         hz_c = np.where(raw == HORIZON_NODATA, np.nan, raw * HORIZON_SCALE)
     maps = {name: _read_thin(run_dir / f"{name}.tif") for name in
             ("sun_visibility", "sun_min_month", "earth_visibility", "psr", "longest_dark_days",
-             "longest_sun_days", "sun_earth_longest_days")}
+             "longest_sun_days", "sun_earth_longest_days", "sun_stay", "sun_earth_stay")
+            if (run_dir / f"{name}.tif").exists()}
     return visibility_section(maps, hz_c, (az[:, 0], el[:, 0]), meta)
 
 
@@ -118,7 +119,8 @@ def visibility_section(maps: dict, hz_centre: np.ndarray | None, sun_path: tuple
     p = meta["period"]
     sec.paragraphs.append(
         f"Period {p['start'][:10]} to {p['end'][:10]} every {p['step_hours']:g} h ({p['instants']} instants), "
-        f"{meta['azimuths']} horizon azimuths, pixel {meta['pixel_m']:.2f} m. Mean Sun visibility "
+        f"{meta['azimuths']} horizon azimuths, pixel {meta['pixel_m']:.2f} m, eye "
+        f"{meta.get('observer_height_m', 0.0):g} m above the ground. Mean Sun visibility "
         f"{meta['sun_visibility_mean_pct']:.1f} %, Earth {meta['earth_visibility_mean_pct']:.1f} %; permanently "
         f"shadowed {100 * meta['psr_fraction']:.2f} % of the DEM. "
         + ("Terrain beyond the DEM from the far-field DEM." if meta.get("far_field") else
@@ -130,7 +132,11 @@ def visibility_section(maps: dict, hz_centre: np.ndarray | None, sun_path: tuple
                                ("permanent shadow (1)", maps["psr"], "Greys"),
                                ("longest darkness (days)", maps["longest_dark_days"], "magma_r"),
                                ("longest sunlight (days)", maps["longest_sun_days"], "inferno"),
-                               ("longest Sun + Earth (days)", maps["sun_earth_longest_days"], "viridis")]),
+                               ("longest Sun + Earth (days)", maps["sun_earth_longest_days"], "viridis")]
+                              + [(f"{meta.get('stay_days', 6.5):g}-day stays with {what} (% of start times)",
+                                  maps[name], "viridis")
+                                 for name, what in (("sun_stay", "Sun"), ("sun_earth_stay", "Sun + Earth"))
+                                 if name in maps]),
                         "Visibility products (maps thinned for display)."))
     fig, ax = plt.subplots(figsize=(8, 3))
     if hz_centre is not None:

@@ -11,8 +11,10 @@ fraction ``(π − acos x + x√(1 − x²))/π`` with x = (elevation − horizo
 Products per pixel: mean visible fraction (% of time) of the Sun and of the Earth; the lowest Sun visibility over
 any synodic month (29.53 days) of the period; PSR (no part of the Sun ever above the horizon at the sampled
 instants); longest continuous darkness and sunlight, and longest period with
-both some Sun and some Earth in view (days; runs are cut at the ends of the period). Unknown horizons (no DEM
-ahead) count as the flat horizon, 0°.
+both some Sun and some Earth in view (days; runs are cut at the ends of the period); the share of start times from
+which a surface stay (default 6.5 days, Artemis III's) keeps some Sun, and some Sun and some Earth, in view
+throughout — NASA's "continuous access to sunlight during the stay", counted over every possible landing time.
+Unknown horizons (no DEM ahead) count as the flat horizon, 0°.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from selenite.terrain.ephemeris import BodyTrack
 from selenite.terrain.horizon import FAST, HORIZON_NODATA, HORIZON_SCALE
 
 SYNODIC_MONTH_DAYS = 29.530589
+STAY_DAYS = 6.5           # NASA: Artemis III's surface stay needs continuous sunlight for 6.5 days
 SEGMENT_PX = 128           # pixels of a row advanced through time together (see _visibility)
 
 
@@ -190,10 +193,12 @@ def _any_partial(x):
 
 
 @numba.njit(parallel=True, cache=True, fastmath=FAST)
-def _visibility(hz, valid, size, centres, sun, sun_rho, earth, earth_rho, out_f, out_i, window, chunk):
+def _visibility(hz, valid, size, centres, sun, sun_rho, earth, earth_rho, out_f, out_i, window, chunk, stay):
     """Per pixel, over all instants: out_f[0] mean Sun fraction, out_f[1] mean Earth fraction, out_f[2] lowest
-    mean Sun fraction over any ``window`` consecutive instants (a synodic month); out_i (steps):
-    0 longest dark, 1 longest lit, 2 longest Sun+Earth, 3 ever lit (0/1).
+    mean Sun fraction over any ``window`` consecutive instants (a synodic month), out_f[3] and out_f[4] the
+    fraction of the instants that start ``stay`` consecutive instants with some Sun, and with some Sun and some
+    Earth (a surface stay that can begin then); out_i (steps): 0 longest dark, 1 longest lit, 2 longest
+    Sun+Earth, 3 ever lit (0/1).
 
     Work is split into row segments of at most ``chunk`` pixels inside one linearisation block. A segment
     advances through time with its pixels side by side in small arrays: each instant's coefficients, azimuth band
@@ -247,6 +252,8 @@ def _visibility(hz, valid, size, centres, sun, sun_rho, earth, earth_rho, out_f,
         l_lit = np.zeros(m, np.int32)
         l_dark = np.zeros(m, np.int32)
         l_se = np.zeros(m, np.int32)
+        n_stay = np.zeros(m, np.int32)          # instants that start a stay: a run of L gives max(L − stay + 1, 0)
+        n_stay_se = np.zeros(m, np.int32)
         sb = sun[b]
         eb = earth[b]
         for t in range(T):
@@ -291,7 +298,9 @@ def _visibility(hz, valid, size, centres, sun, sun_rho, earth, earth_rho, out_f,
                 ring_t[j] = fs[j]
             # runs: some of the Sun's disk above the horizon ⇔ x > −1
             for j in range(m):
-                v = lit[j] + 1 if xs[j] > -_F1 else 0
+                on = xs[j] > -_F1
+                v = lit[j] + 1 if on else 0
+                n_stay[j] += 0 if on else max(lit[j] - stay + 1, 0)
                 lit[j] = v
                 l_lit[j] = max(l_lit[j], v)
             for j in range(m):
@@ -299,7 +308,9 @@ def _visibility(hz, valid, size, centres, sun, sun_rho, earth, earth_rho, out_f,
                 dark[j] = v
                 l_dark[j] = max(l_dark[j], v)
             for j in range(m):
-                v = se[j] + 1 if (xs[j] > -_F1) & (xe[j] > -_F1) else 0
+                on = (xs[j] > -_F1) & (xe[j] > -_F1)
+                v = se[j] + 1 if on else 0
+                n_stay_se[j] += 0 if on else max(se[j] - stay + 1, 0)
                 se[j] = v
                 l_se[j] = max(l_se[j], v)
         for j in range(n):
@@ -309,6 +320,9 @@ def _visibility(hz, valid, size, centres, sun, sun_rho, earth, earth_rho, out_f,
             out_f[0, r, c] = s_sum[j] / T
             out_f[1, r, c] = e_sum[j] / T
             out_f[2, r, c] = max(w_min[j], 0.0) / window
+            starts = max(T - stay + 1, 1)                       # runs still open at the end count too
+            out_f[3, r, c] = (n_stay[j] + max(lit[j] - stay + 1, 0)) / starts
+            out_f[4, r, c] = (n_stay_se[j] + max(se[j] - stay + 1, 0)) / starts
             out_i[0, r, c] = l_dark[j]
             out_i[1, r, c] = l_lit[j]
             out_i[2, r, c] = l_se[j]
@@ -324,23 +338,27 @@ class VisibilityProducts:
     longest_dark_days: np.ndarray
     longest_sun_days: np.ndarray
     sun_earth_longest_days: np.ndarray
+    sun_stay_pct: np.ndarray            # % of start times from which a stay of stay_days has some Sun throughout
+    sun_earth_stay_pct: np.ndarray      # ... and some Earth throughout (direct-to-Earth communication)
 
 
 def visibility(hz: np.ndarray, z: np.ndarray, info: RasterInfo, sun: BodyTrack, earth: BodyTrack,
-               step_hours: float, *, max_block: int = 512) -> VisibilityProducts:
-    """Sun/Earth visibility products from horizons ``hz`` (int16 centidegrees, (n_az, rows, cols))."""
+               step_hours: float, *, max_block: int = 512, stay_days: float = STAY_DAYS) -> VisibilityProducts:
+    """Sun/Earth visibility products from horizons ``hz`` (int16 centidegrees, (n_az, rows, cols)).
+    ``stay_days``: the surface stay of the stay products (Artemis III: 6.5 days of continuous sunlight)."""
     size, centres = block_layout(z.shape, info.res[0], max_block)
     bs = linearise(info, z, sun, size, centres)
     be = linearise(info, z, earth, size, centres)
     valid = np.isfinite(z)
-    out_f = np.zeros((3, *z.shape), np.float64)
+    out_f = np.zeros((5, *z.shape), np.float64)
+    stay = int(round(stay_days * 24.0 / step_hours)) + 1          # instants from the start to the end of a stay
     window = int(max(1, min(len(sun.times), round(SYNODIC_MONTH_DAYS * 24.0 / step_hours))))
     # a segment's pixels see each body within less than one azimuth band of each other
     rate = max(float(np.abs(bs.coef[:, :, 4]).max()), float(np.abs(be.coef[:, :, 4]).max()), 1e-12)
     chunk = int(min(SEGMENT_PX, max(1, 0.9 * (360.0 / hz.shape[0]) / rate)))
     out_i = np.zeros((4, *z.shape), np.int32)
     _visibility(hz, valid, size, centres, bs.coef, angular_radius_deg(sun), be.coef, angular_radius_deg(earth),
-                out_f, out_i, window, chunk)
+                out_f, out_i, window, chunk, stay)
     days = step_hours / 24.0
 
     def f32(a, scale):
@@ -351,4 +369,4 @@ def visibility(hz: np.ndarray, z: np.ndarray, info: RasterInfo, sun: BodyTrack, 
     psr = np.where(valid, 1 - out_i[3], 255).astype(np.uint8)
     return VisibilityProducts(f32(out_f[0], 100.0), f32(out_f[1], 100.0), f32(out_f[2], 100.0), psr,
                               f32(out_i[0], days),
-                              f32(out_i[1], days), f32(out_i[2], days))
+                              f32(out_i[1], days), f32(out_i[2], days), f32(out_f[3], 100.0), f32(out_f[4], 100.0))
