@@ -16,6 +16,7 @@ from selenite.geo.crs import GEOGRAPHIC, MOON_RADIUS_M, as_crs, lonlat_to_map, m
 from selenite.geo.raster import write_cog
 from selenite.sites import features as F
 from selenite.sites.grid import pole_distance_m, region_grid, scale_factor
+from test_cli import assert_one_line_error, run_cli
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 PS = as_crs("IAU_2015:30135")
@@ -277,7 +278,8 @@ def test_sites_rank_end_to_end_on_a_synthetic_south_pole(polar_world, tmp_path):
     out = tmp_path / "run"
     regions = SHARED / "regions" / "artemis3_regions_usgs.geojson"
     args = ["sites", "rank", "--dem", str(polar_world / "polar.tif"), "--craters",
-            str(polar_world / "polar_craters.csv"), "--cell-m", "5000", "--preset", "quick", "--out", str(out)]
+            str(polar_world / "polar_craters.csv"), "--cell-m", "5000", "--preset", "quick", "--scorer", "learned",
+            "--out", str(out)]
     if regions.exists():
         args += ["--regions", str(regions)]
     r = _run(args)
@@ -307,9 +309,62 @@ def test_sites_rank_end_to_end_on_a_synthetic_south_pole(polar_world, tmp_path):
     assert r.exit_code == 0, r.output
 
 
+def test_exact_shapley_values_of_a_known_function():
+    """f = x0·x1 + 2·x2 against a background of two rows: the values add up to f(x) − E f(background), a linear
+    term gets its own centred part, and the symmetric product splits evenly between its two inputs."""
+    from selenite.sites.mission import exact_shapley
+
+    def f(X):
+        return X[..., 0] * X[..., 1] + 2.0 * X[..., 2]
+
+    bg = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    x = np.array([[2.0, 3.0, 5.0], [1.0, 0.0, 0.0]])
+    phi, bias = exact_shapley(f, x, bg)
+    assert bias == pytest.approx(1.0)
+    assert np.allclose(phi.sum(axis=1), f(x) - bias)
+    assert phi[0, 2] == pytest.approx(2.0 * (5.0 - 0.5)) and phi[0, 0] == pytest.approx(3.0)
+    assert phi[0, 1] == pytest.approx(3.0) and phi[1, 0] == pytest.approx(0.0)
+
+
+def test_sites_rank_with_the_mission_scorer(polar_world, tmp_path):
+    """The default scorer: the score is the share of start times with a 6.5-day Sun + Earth stay at the cell's best
+    spot, where the gates pass, and 0 elsewhere; its Shapley reasons add up; ranked sites pass the gates; the
+    region check draws random rankings from every cell and from the gated ones."""
+    from selenite.sites.config import SitesConfig
+
+    out = tmp_path / "run"
+    regions = SHARED / "regions" / "artemis3_regions_usgs.geojson"
+    cfg = tmp_path / "s.toml"
+    cfg.write_text("[sites]\nmission_pole_deg = 10.0\nmission_psr_km = 40.0\nn_random = 50\n")
+    args = ["sites", "rank", "--dem", str(polar_world / "polar.tif"), "--cell-m", "5000", "--preset", "quick",
+            "--config", str(cfg), "--out", str(out)]
+    if regions.exists():
+        args += ["--regions", str(regions)]
+    r = _run(args)
+    assert r.exit_code == 0, r.output
+    c = pd.read_parquet(out / "cells.parquet")
+    ev = json.loads((out / "evaluation.json").read_text())
+    assert ev["scorer"] == "mission" and ev["features"][0] == "sun_earth_stay_max_pct"
+    gate = ((c["slope_mean_deg"] <= SitesConfig().tilt_max_deg) & (c["psr_distance_km"] <= 40.0)
+            & (c["lat"] <= -80.0)).to_numpy()
+    assert (c["eligible"].to_numpy() == gate).all() and 0 < gate.sum() < len(c)
+    expect = np.where(gate, np.nan_to_num(c["sun_earth_stay_max_pct"].to_numpy(float)) / 100.0, 0.0)
+    assert np.allclose(c["score"], expect, atol=1e-6) and (c["score"] > 0).sum() > 10
+    shap = c[[f"shap_{f}" for f in ev["features"]]].to_numpy(float).sum(axis=1) + c["shap_bias"].to_numpy(float)
+    assert np.allclose(shap, c["score"], atol=1e-5)
+    top = pd.read_csv(out / "top_sites.csv")
+    assert c.set_index("cell_id").loc[top["cell_id"], "eligible"].all() and (np.diff(top["score"]) <= 1e-9).all()
+    if regions.exists():
+        v = json.loads((out / "validation.json").read_text())["regions"]
+        assert v["candidates"]["region"] == len(c) and v["candidates"]["eligible"] == int(gate.sum())
+        assert all("random_eligible" in m for m in v["top_n"].values())
+    assert "Mission scorer" in (out / "report.html").read_text()
+    assert_one_line_error(run_cli("sites", "rank", "--illumination", polar_world / "polar.tif", "--out",
+                                  tmp_path / "b"), "stay products")
+
+
 @pytest.mark.filterwarnings("ignore:.crs. was not provided")
 def test_sites_rank_bad_input(polar_world, tmp_path):
-    from test_cli import assert_one_line_error, run_cli
 
     assert_one_line_error(run_cli("sites", "rank", "--out", tmp_path / "a"), "give a DEM")
     assert not (tmp_path / "a").exists()
@@ -414,8 +469,8 @@ def test_sites_rank_with_the_hazard_label(polar_world, tmp_path):
     cfg.write_text("[sites]\nhazard_max_prob = 0.5\nsun_min_pct = 20.0\nearth_min_pct = 20.0\n")
     out = tmp_path / "run"
     r = _run(["sites", "rank", "--dem", str(polar_world / "polar.tif"), "--cell-m", "5000", "--preset", "quick",
-              "--label", "hazard", "--hazard-dem", str(tmp_path / "patches"), "--config", str(cfg),
-              "--out", str(out)])
+              "--scorer", "learned", "--label", "hazard", "--hazard-dem", str(tmp_path / "patches"), "--config",
+              str(cfg), "--out", str(out)])
     assert r.exit_code == 0, r.output
     ev = json.loads((out / "evaluation.json").read_text())
     assert ev["label"]["kind"] == "hazard" and not ev["label"]["circular"]

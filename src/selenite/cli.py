@@ -618,8 +618,9 @@ def terrain_visibility(
     azimuths: Annotated[int | None, typer.Option(help="Horizon azimuths (default 360).")] = None,
     height: Annotated[float | None, typer.Option("--height", help="The observer's eye above the ground, m "
                                                  "(default 2; PGDA and the literature use 0, 2 and 10).")] = None,
-    far_dem: Annotated[Path | None, typer.Option("--far-dem", help="A coarser DEM around it (e.g. LOLA LDEM_4) "
-                                                 "for the terrain beyond the DEM's edge.")] = None,
+    far_dem: Annotated[list[Path] | None, typer.Option("--far-dem", help="Coarser DEMs around it for the terrain "
+                                                       "beyond the DEM's edge (e.g. the 1.8 km LOLA polar cap or "
+                                                       "LDEM_4); repeat it, best first.")] = None,
     no_horizon_file: Annotated[bool, typer.Option("--no-horizon-file", help="Do not write horizon.tif (one int16 "
                                                   "band per azimuth: 3 GB for a 2048² DEM at 360).")] = False,
     preset: Annotated[str, typer.Option(help="Named settings: default (18.6 years, 12 h), year (2026, "
@@ -830,6 +831,8 @@ def sites_rank(
     sun_earth: Annotated[Path | None, typer.Option("--sun-earth", help="Longest Sun + Earth period (days).",
                                                    dir_okay=False)] = None,
     dark: Annotated[Path | None, typer.Option(help="Longest darkness (days).", dir_okay=False)] = None,
+    light: Annotated[Path | None, typer.Option("--light", help="A `selenite terrain visibility` run folder: all "
+                                               "its products (Sun, Earth, PSR, stays, ...).", file_okay=False)] = None,
     craters: Annotated[Path | None, typer.Option(help="Crater catalogue CSV (lon, lat, diameter; Robbins-style "
                                                  "or `selenite craters` output).", dir_okay=False)] = None,
     regions: Annotated[Path | None, typer.Option(help="Region polygons to validate against (e.g. the Artemis III "
@@ -841,8 +844,12 @@ def sites_rank(
     region_lat: Annotated[float | None, typer.Option("--region-lat", help="Cells poleward of this latitude "
                                                      "(default -80).")] = None,
     top: Annotated[int | None, typer.Option(help="Sites to list (default 100).")] = None,
-    label: Annotated[str | None, typer.Option(help="Label: rule (default: slope / Sun / Earth thresholds, "
-                                              "circular) or hazard (Monte-Carlo touchdowns on --hazard-dem).")] = None,
+    scorer: Annotated[str | None, typer.Option(help="mission (default: the share of landing times with a 6.5-day "
+                                               "Sun + Earth stay, gated by slope, PSR reach and 6° from the pole) "
+                                               "or learned (XGBoost on --label).")] = None,
+    label: Annotated[str | None, typer.Option(help="Label of the learned scorer: rule (default: slope / Sun / Earth "
+                                              "thresholds, circular) or hazard (Monte-Carlo touchdowns on "
+                                              "--hazard-dem).")] = None,
     hazard_dem: Annotated[list[Path] | None, typer.Option("--hazard-dem", help="Lander-scale DEM(s) or a folder of "
                                                           "them: hazard probability per covered cell (a feature, "
                                                           "or with --label hazard the label).")] = None,
@@ -859,16 +866,21 @@ def sites_rank(
     from selenite.sites.pipeline import run_rank
 
     cfg = resolve_config(SitesConfig, confs, stage="sites", preset=preset, config_file=config,
-                         overrides={"cell_m": cell_m, "region_lat": region_lat, "top": top, "label": label})
+                         overrides={"cell_m": cell_m, "region_lat": region_lat, "top": top, "label": label,
+                                    "scorer": scorer})
     with progress_bar() as notify:
         path = run_rank(out, cfg, dem=dem, slope=slope, roughness=roughness, illumination=illumination, earth=earth,
-                        psr=psr, worst_month=worst_month, sun_earth=sun_earth, dark=dark, craters=craters,
+                        psr=psr, worst_month=worst_month, sun_earth=sun_earth, dark=dark, light=light, craters=craters,
                         regions=regions, reference_sites=reference_sites, hazard_dems=hazard_dem,
                         scheduler=scheduler, force=force, progress=notify)
     ev = json.loads((path / "evaluation.json").read_text())
-    sp = ev["spatial_cv"]
-    msg = (f"{ev['labelled_cells']:,} cells scored; spatial-CV AUC {sp.get('auc', float('nan')):.3f}"
-           f" (label: {ev['label']['kind']})")
+    if ev.get("scorer") == "mission":
+        msg = (f"{ev['cells']:,} cells scored by the mission scorer, {ev['eligible_cells']:,} pass its gates, "
+               f"{ev['scored_above_zero']:,} have 6.5-day Sun + Earth stays")
+    else:
+        sp = ev["spatial_cv"]
+        msg = (f"{ev['labelled_cells']:,} cells scored; spatial-CV AUC {sp.get('auc', float('nan')):.3f}"
+               f" (label: {ev['label']['kind']})")
     if (path / "validation.json").exists():
         v = json.loads((path / "validation.json").read_text())
         for n, m in v.get("regions", {}).get("top_n", {}).items():

@@ -35,6 +35,11 @@ class SitesConfig(StageConfig):
     dispersion_m: float = Field(50.0, ge=0)
     hazard_aims: int = Field(8, ge=1)                    # aim points per cell side (aims² touchdowns per cell)
     hazard_max_prob: float = Field(0.1, ge=0, le=1)
+    # the scorer: "mission" (NASA's criteria made numbers: selenite.sites.mission) or "learned" (XGBoost on the
+    # label above, with spatial CV, calibration and TreeSHAP)
+    scorer: Literal["mission", "learned"] = "mission"
+    mission_pole_deg: float = Field(6.0, gt=0, le=90)     # NASA: regions within 6° of the pole
+    mission_psr_km: float = Field(2.0, gt=0)              # a PSR within walking distance (ASSUMPTION)
     # craters
     crater_min_m: float = Field(0.0, ge=0)
     large_crater_m: float = Field(5000.0, gt=0)
@@ -44,6 +49,7 @@ class SitesConfig(StageConfig):
     terrain_start: str = "2026-01-01"
     terrain_end: str = "2027-01-01"
     terrain_step: str = "6h"
+    terrain_height_m: float = Field(2.0, ge=0)
     # the scorer
     n_trees: int = Field(300, ge=1)
     max_depth: int = Field(6, ge=1)
@@ -71,10 +77,14 @@ ASSUMPTIONS = {
     "sun_min_pct": "suitable cell: mean Sun visibility at least this (LunarSite's; not a NASA number)",
     "earth_min_pct": "suitable cell: mean Earth visibility at least this (LunarSite's; not a NASA number)",
     "min_separation_km": "two ranked sites are at least this far apart",
-    "tilt_max_deg": "a touchdown fails when the plane through the legs tilts more than this",
+    "tilt_max_deg": "a touchdown fails when the plane through the legs tilts more than this; the mission scorer "
+                    "also asks the cell's mean slope to stay below it",
     "clearance_m": "a touchdown fails when the ground under the lander rises this far above the leg plane",
     "leg_radius_m": "the lander's legs stand on a circle of this radius",
     "dispersion_m": "1-σ landing dispersion per axis around each aim point",
     "hazard_max_prob": "hazard label: a cell is safe when at most this fraction of touchdowns fail",
     "match_km": "a site matches a region when within this distance of its polygon (0: inside)",
+    "mission_psr_km": "mission scorer: a permanently shadowed area within this distance of the cell centre (a "
+                      "moonwalk's reach; NASA asks for 'close enough to a PSR for a moonwalk')",
+    "mission_pole_deg": "mission scorer: cells within this many degrees of the pole (NASA's 6°)",
 }

@@ -51,6 +51,9 @@ RASTER_SOURCES = {
     "earth": ((("mean", "earth_mean_pct"), ("min", "earth_min_pct")), "bilinear"),
     "psr": ((("mean", "psr_frac"),), "nearest"),
     "sun_earth": ((("max", "sun_earth_days_max"),), "bilinear"),
+    # stays (`selenite terrain` sun_stay.tif / sun_earth_stay.tif): the best spot of the cell and its mean
+    "sun_stay": ((("max", "sun_stay_max_pct"), ("mean", "sun_stay_mean_pct")), "bilinear"),
+    "sun_earth_stay": ((("max", "sun_earth_stay_max_pct"), ("mean", "sun_earth_stay_mean_pct")), "bilinear"),
     "dark": ((("min", "dark_days_min"),), "bilinear"),
     "slope": ((("mean", "slope_mean_deg"), ("min", "slope_min_deg"), ("max", "slope_max_deg")), "bilinear"),
     "roughness": ((("mean", "roughness_mean_m"), ("max", "roughness_max_m")), "bilinear"),

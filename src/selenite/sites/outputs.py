@@ -15,7 +15,8 @@ from selenite.sites.config import ASSUMPTIONS, SitesConfig
 from selenite.sites.grid import CellGrid
 from selenite.sites.rank import region_check, regions_from, top_sites
 
-KEY_COLUMNS = ("slope_mean_deg", "sun_mean_pct", "earth_mean_pct", "psr_frac", "psr_distance_km",
+KEY_COLUMNS = ("sun_earth_stay_max_pct", "sun_stay_max_pct", "slope_mean_deg", "sun_mean_pct", "earth_mean_pct",
+               "psr_frac", "psr_distance_km",
                "sun_earth_days_max", "crater_density_km2", "elevation_mean_m", "hazard_prob")
 
 
@@ -40,7 +41,10 @@ def labels_for(df: pd.DataFrame, cfg: SitesConfig) -> tuple[np.ndarray, np.ndarr
 
 
 def eligible(cells: pd.DataFrame, cfg: SitesConfig) -> np.ndarray | None:
-    """In hazard mode the ranked sites must also meet the Sun and Earth thresholds (when those are known)."""
+    """Which cells may be ranked: the mission scorer's gates; in hazard mode the Sun and Earth thresholds (when
+    those are known); None: every cell."""
+    if cfg.scorer == "mission":
+        return cells["eligible"].to_numpy(bool)
     if cfg.label != "hazard":
         return None
     ok = np.ones(len(cells), bool)
@@ -51,12 +55,70 @@ def eligible(cells: pd.DataFrame, cfg: SitesConfig) -> np.ndarray | None:
     return ok
 
 
-def write_model_outputs(tmp: dict, df: pd.DataFrame, meta: dict, grid: CellGrid, cfg: SitesConfig) -> None:
+def _write_cells(tmp: dict, df: pd.DataFrame, grid: CellGrid) -> None:
+    """cells.gpkg, cells.parquet and score.tif."""
     import geopandas as gpd
 
     from selenite.geo.raster import write_cog
     from selenite.geo.vector import write_vector
 
+    gdf = gpd.GeoDataFrame(df, geometry=grid.polygons(df["row"].to_numpy(), df["col"].to_numpy()), crs=grid.crs)
+    write_vector(gdf, tmp["cells.gpkg"], layer="cells")
+    write_vector(gdf, tmp["cells.parquet"])
+    img = np.full(grid.shape, np.nan, np.float32)
+    img[df["row"], df["col"]] = df["score"]
+    write_cog(tmp["score.tif"], img, crs=grid.crs, transform=grid.transform, nodata=np.nan)
+
+
+def write_mission_outputs(tmp: dict, df: pd.DataFrame, meta: dict, grid: CellGrid, cfg: SitesConfig) -> None:
+    """The mission scorer's cells (score, gates, exact Shapley values), its definition and card."""
+    import json
+
+    from selenite.sites import mission
+
+    r = mission.mission_scores(df, cfg)
+    df = df.copy()
+    df["score"] = r["score"].astype(np.float32)
+    df["score_raw"] = r["score_raw"]
+    df["eligible"] = r["eligible"]
+    df["label"] = np.int8(-1)                        # no label: nothing is learned
+    for i, f in enumerate(r["inputs"]):
+        df[f"shap_{f}"] = r["shap"][:, i].astype(np.float32)
+    df["shap_bias"] = np.float32(r["bias"])
+    _write_cells(tmp, df, grid)
+    gates = mission.mission_gates(cfg, r["inputs"])
+    stay = meta.get("stay_days")
+    definition = {"score": f"share of start times over the light period from which a {stay:g}-day stay keeps "
+                           "some Sun and some Earth in view throughout, at the cell's best spot "
+                           f"({mission.STAY}, 0–1)", "gates": gates, "tiebreak": mission.TIEBREAK,
+                  "reasons": "exact interventional Shapley values against 128 random cells of the region"}
+    tmp["model.json"].write_text(json.dumps({"scorer": "mission", **definition}, indent=1) + "\n")
+    mean_abs = {f: float(np.abs(r["shap"][:, i]).mean()) for i, f in enumerate(r["inputs"])}
+    evaluation = {"scorer": "mission", "definition": definition, "features": list(r["inputs"]),
+                  "cells": int(len(df)), "eligible_cells": int(r["eligible"].sum()),
+                  "scored_above_zero": int((r["score"] > 0).sum()), "shap_bias": r["bias"],
+                  "shap_mean_abs": dict(sorted(mean_abs.items(), key=lambda kv: -kv[1]))}
+    tmp["evaluation.json"].write_text(canonical_json(evaluation) + "\n")
+    lines = ["# selenite sites mission scorer — card", "",
+             f"- Score: {definition['score']}.",
+             "- Gates (assumptions from NASA's qualitative Artemis III criteria): " + "; ".join(gates.values())
+             + ".",
+             f"- Ties broken by {mission.TIEBREAK}. Nothing is fitted: no label, region or published site informs "
+             "the score.",
+             f"- Cells: {len(df)}, {evaluation['eligible_cells']} pass the gates, "
+             f"{evaluation['scored_above_zero']} score above 0.",
+             f"- Reasons: {definition['reasons']}; they add up to the score minus {r['bias']:.4f}."]
+    tmp["model_card.md"].write_text("\n".join(lines) + "\n")
+
+
+def write_model_outputs(tmp: dict, df: pd.DataFrame, meta: dict, grid: CellGrid, cfg: SitesConfig) -> None:
+    if cfg.scorer == "mission":
+        light = meta.get("light_computed") or {}
+        if not light.get("stay_days"):
+            raise InputError("the mission scorer needs the stay products of a terrain visibility run (--light RUN) "
+                             "or light computed from the DEM; or use --scorer learned")
+        write_mission_outputs(tmp, df, {**meta, **light}, grid, cfg)
+        return
     features = list(meta["features"])
     y, labelled, label_desc = labels_for(df, cfg)
     baselines = {}
@@ -77,16 +139,12 @@ def write_model_outputs(tmp: dict, df: pd.DataFrame, meta: dict, grid: CellGrid,
     for i, f in enumerate(features):
         df[f"shap_{f}"] = shap[:, i].astype(np.float32)
     df["shap_bias"] = shap[:, -1].astype(np.float32)
-    gdf = gpd.GeoDataFrame(df, geometry=grid.polygons(df["row"].to_numpy(), df["col"].to_numpy()), crs=grid.crs)
-    write_vector(gdf, tmp["cells.gpkg"], layer="cells")
-    write_vector(gdf, tmp["cells.parquet"])
-    img = np.full(grid.shape, np.nan, np.float32)
-    img[df["row"], df["col"]] = df["score"]
-    write_cog(tmp["score.tif"], img, crs=grid.crs, transform=grid.transform, nodata=np.nan)
+    _write_cells(tmp, df, grid)
     result.booster.save_model(str(tmp["model.json"]))
     mean_abs = {f: float(np.abs(shap[:, i]).mean()) for i, f in enumerate(features)}
     importance = sorted(mean_abs.items(), key=lambda kv: -kv[1])
-    evaluation = {"label": label_desc, "labelled_cells": int(labelled.sum()), "positives": int(y[labelled].sum()),
+    evaluation = {"scorer": "learned", "label": label_desc, "labelled_cells": int(labelled.sum()),
+                  "positives": int(y[labelled].sum()),
                   "features": features, "shap_mean_abs": dict(importance), **result.evaluation}
     tmp["evaluation.json"].write_text(canonical_json(evaluation) + "\n")
     tmp["model_card.md"].write_text(model_card(evaluation, meta, cfg))
@@ -152,20 +210,23 @@ def write_top_sites(tmp: dict, cells: pd.DataFrame, cfg: SitesConfig) -> None:
 
 
 def validation(cells: pd.DataFrame, cfg: SitesConfig, region_gdf, reference_sites) -> dict:
+    """The check against region polygons (random baseline: random rankings of every cell of the region; with
+    gates, also random rankings of the cells that pass them) and against published sites."""
     out: dict = {"assumptions": {k: ASSUMPTIONS[k] for k in ("match_km", "min_separation_km")}}
     score = cells["score"].to_numpy(float)
     lon, lat = cells["lon"].to_numpy(), cells["lat"].to_numpy()
     elig = eligible(cells, cfg)
-    if elig is not None:
-        score = np.where(elig, score, np.nan)
-    candidates = np.flatnonzero(np.isfinite(score))
+    ranked = score if elig is None else np.where(elig, score, np.nan)
+    region_cells = np.flatnonzero(np.isfinite(score))
     if region_gdf is not None:
         top_ns = tuple(sorted(set(cfg.validate_top)))
         raw = cells["score_raw"].to_numpy(float)
-        sites = top_sites(score, lon, lat, max(top_ns), cfg.min_separation_km, tiebreak=raw)
+        sites = top_sites(ranked, lon, lat, max(top_ns), cfg.min_separation_km, tiebreak=raw)
         top_ns = tuple(n for n in top_ns if n <= len(sites)) or (len(sites),)
-        out["regions"] = region_check(regions_from(region_gdf), lon, lat, score, sites, candidates, top_ns,
-                                      cfg.match_km, cfg.min_separation_km, cfg.n_random, cfg.seed, tiebreak=raw)
+        others = None if elig is None else {"eligible": np.flatnonzero(elig & np.isfinite(score))}
+        out["regions"] = region_check(regions_from(region_gdf), lon, lat, ranked, sites, region_cells, top_ns,
+                                      cfg.match_km, cfg.min_separation_km, cfg.n_random, cfg.seed, tiebreak=raw,
+                                      other_baselines=others)
         out["regions"]["sites_available"] = int(len(sites))
     if reference_sites is not None:
         out["reference_sites"] = reference_comparison(cells, reference_sites)

@@ -24,7 +24,24 @@ from selenite.sites.grid import CellGrid, region_grid
 
 LIGHT_FILES = {"illumination": "sun_visibility.tif", "worst_month": "sun_min_month.tif",
                "earth": "earth_visibility.tif", "psr": "psr.tif", "sun_earth": "sun_earth_longest_days.tif",
-               "dark": "longest_dark_days.tif"}
+               "dark": "longest_dark_days.tif", "sun_stay": "sun_stay.tif", "sun_earth_stay": "sun_earth_stay.tif"}
+
+
+# the settings that decide the score (the model step, and the steps after it, rerun when one changes)
+MODEL_PARAMS = ("scorer", "label", "slope_max_deg", "sun_min_pct", "earth_min_pct", "n_trees", "max_depth",
+                "learning_rate", "cv_block_km", "cv_folds", "seed", "min_positives", "hazard_max_prob",
+                "mission_pole_deg", "mission_psr_km", "tilt_max_deg")
+
+
+def light_run_files(folder) -> dict[str, Path]:
+    """The light products of a ``selenite terrain visibility`` run folder, by option name."""
+    folder = Path(folder).resolve()
+    if not (folder / "visibility.json").is_file():
+        raise InputError(f"{folder} is not a terrain visibility run (no visibility.json)")
+    found = {name: folder / f for name, f in LIGHT_FILES.items() if (folder / f).is_file()}
+    if "illumination" not in found:
+        raise InputError(f"the terrain run {folder} has no sun_visibility.tif")
+    return found
 
 
 def _expand_rasters(items) -> list[Path]:
@@ -56,7 +73,7 @@ def compute_light(dem: Path, grid: CellGrid, cfg: SitesConfig, out: dict[str, Pa
     from selenite.geo.raster import RasterInfo, write_cog
     from selenite.terrain.ephemeris import body_tracks, parse_step_hours, parse_time, time_grid
     from selenite.terrain.horizon import horizons
-    from selenite.terrain.visibility import visibility
+    from selenite.terrain.visibility import STAY_DAYS, visibility
 
     k = int(max(1, round(grid.cell_m / cfg.terrain_res_m)))
     frame = F.PixelFrame(k, False)
@@ -66,7 +83,7 @@ def compute_light(dem: Path, grid: CellGrid, cfg: SitesConfig, out: dict[str, Pa
     info = RasterInfo(grid.crs, grid.pixel_transform(k), z.shape[1], z.shape[0], np.nan)
     res = grid.cell_m / k
     notify("light: horizons", 0.0)
-    hz = horizons(z, cfg.terrain_azimuths, res)
+    hz = horizons(z, cfg.terrain_azimuths, res, observer_m=cfg.terrain_height_m)
     step_h = parse_step_hours(cfg.terrain_step)
     times = time_grid(parse_time(cfg.terrain_start), parse_time(cfg.terrain_end), step_h)
     sun, earth = body_tracks(times)
@@ -74,11 +91,13 @@ def compute_light(dem: Path, grid: CellGrid, cfg: SitesConfig, out: dict[str, Pa
     vp = visibility(hz, z, info, sun, earth, step_h)
     kw = dict(crs=grid.crs, transform=info.transform)
     arrays = {"illumination": vp.sun_pct, "worst_month": vp.sun_min_month_pct, "earth": vp.earth_pct,
-              "sun_earth": vp.sun_earth_longest_days, "dark": vp.longest_dark_days}
+              "sun_earth": vp.sun_earth_longest_days, "dark": vp.longest_dark_days, "sun_stay": vp.sun_stay_pct,
+              "sun_earth_stay": vp.sun_earth_stay_pct}
     for name, arr in arrays.items():
         write_cog(out[f"light/{LIGHT_FILES[name]}"], arr, nodata=np.nan, **kw)
     write_cog(out["light/psr.tif"], vp.psr, nodata=255, dtype="uint8", **kw)
     return {"pixel_m": res, "shape": list(z.shape), "azimuths": cfg.terrain_azimuths, "instants": len(times),
+            "observer_height_m": cfg.terrain_height_m, "stay_days": STAY_DAYS,
             "start": cfg.terrain_start, "end": cfg.terrain_end, "step": cfg.terrain_step,
             "note": "horizons within the resampled DEM only: terrain beyond its edge is taken as flat"}
 
@@ -157,15 +176,18 @@ def build_features(grid: CellGrid, cfg: SitesConfig, dem: Path | None, light: di
 
 
 def run_rank(out, cfg: SitesConfig, *, dem=None, illumination=None, earth=None, psr=None, worst_month=None,
-             sun_earth=None, dark=None, slope=None, roughness=None, craters=None, regions=None,
+             sun_earth=None, dark=None, slope=None, roughness=None, light=None, craters=None, regions=None,
              reference_sites=None, hazard_dems=None, scheduler=None, force: bool = False, progress=None):
+    """``light``: a terrain visibility run folder whose products are taken (files given one by one win)."""
     notify = progress or (lambda s, f: None)
     out = Path(out).resolve()                         # step reads inside the run are absolute paths
     dem = None if dem is None else Path(dem).resolve()
-    given = {k: Path(v).resolve() for k, v in (("illumination", illumination), ("earth", earth), ("psr", psr),
-                                               ("worst_month", worst_month), ("sun_earth", sun_earth),
-                                               ("dark", dark), ("slope", slope), ("roughness", roughness))
-             if v is not None}
+    light_dir = None if light is None else Path(light).resolve()
+    given = light_run_files(light_dir) if light_dir is not None else {}
+    given.update({k: Path(v).resolve() for k, v in (("illumination", illumination), ("earth", earth), ("psr", psr),
+                                                    ("worst_month", worst_month), ("sun_earth", sun_earth),
+                                                    ("dark", dark), ("slope", slope), ("roughness", roughness))
+                  if v is not None})
     craters = None if craters is None else Path(craters).resolve()
     regions = None if regions is None else Path(regions).resolve()
     reference_sites = None if reference_sites is None else Path(reference_sites).resolve()
@@ -174,6 +196,13 @@ def run_rank(out, cfg: SitesConfig, *, dem=None, illumination=None, earth=None, 
         raise InputError("the hazard label needs lander-scale DEMs (--hazard-dem FILE or FOLDER)")
     if dem is None and not given:
         raise InputError("give a DEM (--dem) or light / Earth rasters: there is nothing to compute features from")
+    light_from_dem = dem is not None and not ({"illumination", "earth"} <= set(given))
+    if cfg.scorer == "mission" and light_dir is None and not light_from_dem:
+        raise InputError("the mission scorer needs the stay products: give a terrain visibility run (--light RUN) "
+                         "or a DEM without --illumination/--earth (the light is then computed from it); or use "
+                         "--scorer learned")
+    if cfg.scorer == "mission" and "psr" not in given and not light_from_dem:
+        raise InputError("the mission scorer needs a PSR mask (psr.tif of the --light run, or --psr)")
     for p in [dem, *given.values(), *hazard_dems]:
         if p is not None:
             raster_info(p)                            # readable and lunar: fail before anything is written
@@ -200,7 +229,15 @@ def run_rank(out, cfg: SitesConfig, *, dem=None, illumination=None, earth=None, 
                 run.add_input(p, role)
         light = dict(given)
         light_meta = None
-        if dem is not None and not ({"illumination", "earth"} <= set(given)):
+        if light_dir is not None:
+            vis = json.loads((light_dir / "visibility.json").read_text())
+            light_meta = {"run": str(light_dir), "pixel_m": vis["pixel_m"], "azimuths": vis["azimuths"],
+                          "instants": vis["period"]["instants"], "start": vis["period"]["start"],
+                          "end": vis["period"]["end"], "step": f"{vis['period']['step_hours']:g}h",
+                          "observer_height_m": vis.get("observer_height_m", 0.0),
+                          "stay_days": vis.get("stay_days"), "far_field": bool(vis.get("far_field")),
+                          "note": "from the terrain visibility run given"}
+        if light_from_dem:
             names = [f"light/{f}" for f in LIGHT_FILES.values()] + ["light/light.json"]
 
             def make_light(tmp):
@@ -210,7 +247,7 @@ def run_rank(out, cfg: SitesConfig, *, dem=None, illumination=None, earth=None, 
             run.step("light", names, make_light, reads=[dem],
                      params={k: getattr(cfg, k) for k in ("cell_m", "region_lat", "terrain_res_m",
                                                           "terrain_azimuths", "terrain_start", "terrain_end",
-                                                          "terrain_step")})
+                                                          "terrain_step", "terrain_height_m")})
             for name, f in LIGHT_FILES.items():
                 light.setdefault(name, run.path(f"light/{f}"))
             light_meta = json.loads(run.path("light/light.json").read_text())
@@ -248,9 +285,7 @@ def run_rank(out, cfg: SitesConfig, *, dem=None, illumination=None, earth=None, 
 
         run.step("model", ["cells.parquet", "cells.gpkg", "score.tif", "model.json", "model_card.md",
                            "evaluation.json"], make_model, reads=["features.parquet", "features.json"],
-                 params={k: getattr(cfg, k) for k in ("label", "slope_max_deg", "sun_min_pct", "earth_min_pct",
-                                                      "n_trees", "max_depth", "learning_rate", "cv_block_km",
-                                                      "cv_folds", "seed", "min_positives", "hazard_max_prob")})
+                 params={k: getattr(cfg, k) for k in MODEL_PARAMS})
 
         def make_rank(tmp):
             from selenite.sites.outputs import write_top_sites
@@ -258,8 +293,7 @@ def run_rank(out, cfg: SitesConfig, *, dem=None, illumination=None, earth=None, 
             write_top_sites(tmp, pd.read_parquet(run.path("cells.parquet")), cfg)
 
         run.step("rank", ["top_sites.csv", "top_sites.geojson"], make_rank, reads=["cells.parquet"],
-                 params={k: getattr(cfg, k) for k in ("top", "min_separation_km", "label", "sun_min_pct",
-                                                      "earth_min_pct")})
+                 params={k: getattr(cfg, k) for k in ("top", "min_separation_km", *MODEL_PARAMS)})
 
         if region_gdf is not None or reference_sites is not None:
             def make_validation(tmp):
@@ -270,8 +304,8 @@ def run_rank(out, cfg: SitesConfig, *, dem=None, illumination=None, earth=None, 
 
             run.step("validate", ["validation.json"], make_validation,
                      reads=["cells.parquet"] + [p for p in (regions, reference_sites) if p is not None],
-                     params={k: getattr(cfg, k) for k in ("validate_top", "match_km", "n_random", "seed",
-                                                          "min_separation_km")})
+                     params={k: getattr(cfg, k) for k in ("validate_top", "match_km", "n_random",
+                                                          "min_separation_km", *MODEL_PARAMS)})
 
         def make_report(tmp):
             from selenite.sites.report import write_sites_report

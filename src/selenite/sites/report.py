@@ -19,7 +19,8 @@ def _raster(grid: CellGrid, cells: pd.DataFrame, column: str) -> np.ndarray:
     return img
 
 
-def map_figure(grid: CellGrid, cells: pd.DataFrame, top: pd.DataFrame, region_gdf):
+def map_figure(grid: CellGrid, cells: pd.DataFrame, top: pd.DataFrame, region_gdf,
+               score_label: str = "score (calibrated probability)"):
     """Hillshade of the cells' mean elevation, the score over it, the regions and the top sites (polar map)."""
     import matplotlib
 
@@ -39,7 +40,7 @@ def map_figure(grid: CellGrid, cells: pd.DataFrame, top: pd.DataFrame, region_gd
         ax.imshow(np.where(np.isfinite(z), shade, np.nan), cmap="gray", extent=ext, interpolation="nearest")
     im = ax.imshow(_raster(grid, cells, "score"), cmap="viridis", alpha=0.6, extent=ext, vmin=0, vmax=1,
                    interpolation="nearest")
-    fig.colorbar(im, ax=ax, shrink=0.7, label="score (calibrated probability)")
+    fig.colorbar(im, ax=ax, shrink=0.7, label=score_label)
     if region_gdf is not None:
         for name, geom in zip(region_gdf["name"], region_gdf.geometry, strict=True):
             polys = list(geom.geoms) if geom.geom_type == "MultiPolygon" else [geom]
@@ -59,7 +60,7 @@ def map_figure(grid: CellGrid, cells: pd.DataFrame, top: pd.DataFrame, region_gd
     return fig
 
 
-def shap_figure(cells: pd.DataFrame, features: list[str], n: int = 15):
+def shap_figure(cells: pd.DataFrame, features: list[str], n: int = 15, unit: str = "log-odds"):
     """Mean |SHAP| per feature and, per feature, every cell's SHAP value coloured by its feature value."""
     import matplotlib
 
@@ -70,7 +71,7 @@ def shap_figure(cells: pd.DataFrame, features: list[str], n: int = 15):
     fig, (a0, a1) = plt.subplots(1, 2, figsize=(11, 0.35 * len(imp) + 1.5), sharey=True)
     a0.barh(range(len(imp)), [np.abs(cells[f"shap_{f}"]).mean() for f in imp], color="steelblue")
     a0.set_yticks(range(len(imp)), imp, fontsize=8)
-    a0.set_xlabel("mean |SHAP| (log-odds)")
+    a0.set_xlabel(f"mean |SHAP| ({unit})")
     rng = np.random.default_rng(0)
     sub = cells.sample(min(len(cells), 5000), random_state=0)
     for i, f in enumerate(imp):
@@ -111,13 +112,40 @@ def write_sites_report(tmp: dict, root: Path, grid: CellGrid, cfg: SitesConfig, 
     cells = pd.read_parquet(root / "cells.parquet")
     ev = json.loads((root / "evaluation.json").read_text())
     top = pd.read_csv(root / "top_sites.csv")
-    fig = map_figure(grid, cells, top, region_gdf)
+    mission = ev.get("scorer") == "mission"
+    fig = map_figure(grid, cells, top, region_gdf, "score: share of landing times with a 6.5-day Sun + Earth stay"
+                     if mission else "score (calibrated probability)")
     fig.savefig(tmp["figures/map.png"], dpi=110, bbox_inches="tight", metadata={"Software": None})
-    fig = shap_figure(cells, ev["features"])
+    fig = shap_figure(cells, ev["features"], unit="score" if mission else "log-odds")
     fig.savefig(tmp["figures/shap_summary.png"], dpi=100, bbox_inches="tight", metadata={"Software": None})
     plt.close("all")
     sections = sites_sections(root, cfg, Path(tmp["figures/map.png"]), Path(tmp["figures/shap_summary.png"]))
     write_report(tmp["report.html"], "selenite sites rank", sections, str(root))
+
+
+def _learned_section(ev: dict, shap_png: Path) -> Section:
+    s = Section("Landing sites: scorer")
+    lab = ev["label"]
+    s.paragraphs.append(f"Learned scorer (XGBoost). Label: {lab['kind']}; {ev['labelled_cells']:,} labelled cells, "
+                        f"{ev['positives']:,} positive. " + (lab.get("note", "")))
+    s.tables.append((["evaluation", "cells", "positives", "AUC", "average precision", "Brier", "ECE"],
+                     _metric_rows(ev)))
+    s.figures.append((png_data_uri(shap_png.read_bytes()), "SHAP: what drives the score (exact TreeSHAP, log-odds "
+                                                           "of the uncalibrated model)"))
+    return s
+
+
+def _mission_section(ev: dict, shap_png: Path) -> Section:
+    d = ev["definition"]
+    s = Section("Landing sites: scorer")
+    s.paragraphs.append(f"Mission scorer: the score is the {d['score']}. Gates (assumptions from NASA's qualitative "
+                        f"Artemis III criteria): {'; '.join(d['gates'].values())}. Ties broken by {d['tiebreak']}. "
+                        "Nothing is fitted: no label, region or published site informs the score.")
+    s.paragraphs.append(f"{ev['cells']:,} cells, {ev['eligible_cells']:,} pass the gates, "
+                        f"{ev['scored_above_zero']:,} score above 0.")
+    s.figures.append((png_data_uri(shap_png.read_bytes()), f"Reasons: {d['reasons']} (they add up to the score "
+                                                           f"minus {ev['shap_bias']:.3f})"))
+    return s
 
 
 def sites_sections_from_run(root: Path) -> list[Section]:
@@ -149,15 +177,8 @@ def sites_sections(root: Path, cfg: SitesConfig, map_png: Path, shap_png: Path) 
     s.tables.append((["assumption", "value", "meaning"],
                      [[k, getattr(cfg, k), v] for k, v in ASSUMPTIONS.items()]))
     sections.append(s)
-    s = Section("Landing sites: scorer")
-    lab = ev["label"]
-    s.paragraphs.append(f"Label: {lab['kind']}; {ev['labelled_cells']:,} labelled cells, {ev['positives']:,} "
-                        f"positive. " + (lab.get("note", "")))
-    s.tables.append((["evaluation", "cells", "positives", "AUC", "average precision", "Brier", "ECE"],
-                     _metric_rows(ev)))
-    s.figures.append((png_data_uri(shap_png.read_bytes()), "SHAP: what drives the score (exact TreeSHAP, log-odds "
-                                                           "of the uncalibrated model)"))
-    sections.append(s)
+    sections.append(_mission_section(ev, shap_png) if ev.get("scorer") == "mission"
+                    else _learned_section(ev, shap_png))
     s = Section("Landing sites: top sites")
     s.figures.append((png_data_uri(map_png.read_bytes()), "Score over the hillshade, regions (orange) and top sites "
                                                           "(red)"))
@@ -174,9 +195,13 @@ def sites_sections(root: Path, cfg: SitesConfig, map_png: Path, shap_png: Path) 
             s.paragraphs.append(f"A site matches a region when it lies within {r['match_km']:g} km of its polygon "
                                 f"(geodesic, on the sphere); random baseline: {r['n_random']} random rankings of "
                                 f"the same cells with the same {cfg.min_separation_km:g} km separation.")
-            s.tables.append((["top N", "regions matched", "random mean", "random 95th pct", "p-value", "regions"],
+            s.tables.append((["top N", "regions matched", "random mean", "random 95th pct", "p-value",
+                              "random among gated cells: mean / p", "regions"],
                              [[n, m["regions_matched"], f"{m['random_mean']:.2f}", f"{m['random_p95']:.0f}",
-                               f"{m['p_value']:.3f}", ", ".join(m["regions"])] for n, m in r["top_n"].items()]))
+                               f"{m['p_value']:.3f}", (f"{m['random_eligible']['random_mean']:.2f} / "
+                                                       f"{m['random_eligible']['p_value']:.3f}")
+                               if "random_eligible" in m else "—", ", ".join(m["regions"])]
+                              for n, m in r["top_n"].items()]))
             s.tables.append((["region", "best site rank", "nearest site km", "best cell rank", "cells inside"],
                              [[p["region"], p["best_site_rank"], None if p["nearest_site_km"] is None
                                else f"{p['nearest_site_km']:.1f}", p["best_cell_rank"], p["cells_inside"]]

@@ -160,11 +160,13 @@ def run_attributes(dem_path, out, cfg: TerrainConfig, *, force: bool = False, pr
 
 
 def run_visibility(dem_path, out, cfg: TerrainConfig, *, far_dem=None, force: bool = False, progress=None):
-    """Horizons (raised to the terrain of ``far_dem`` beyond the DEM's edge when given), then Sun/Earth
+    """Horizons (raised to the terrain of ``far_dem`` — a path or a list of them, best first — beyond the DEM's
+    edge when given), then Sun/Earth
     visibility, PSR and the longest dark / lit / Sun+Earth periods."""
     notify = progress or (lambda s, f: None)
     dem_path = Path(dem_path).resolve()        # step reads are resolved against the run folder otherwise
-    far_dem = None if far_dem is None else Path(far_dem).resolve()
+    far_dems = [] if far_dem is None else [Path(f).resolve() for f in (far_dem if isinstance(far_dem, list | tuple)
+                                                                       else [far_dem])]
     info = raster_info(dem_path)
     res, sx, sy = A.check_grid(info)
     start, end = parse_time(cfg.start), parse_time(cfg.end)
@@ -173,17 +175,17 @@ def run_visibility(dem_path, out, cfg: TerrainConfig, *, far_dem=None, force: bo
     tile = cfg.tile
     if not tile and info.width * info.height * cfg.azimuths * 2 > cfg.max_horizon_gb * 1e9:
         tile = 2048                       # the horizons would not fit: tile by tile
-    if far_dem is not None:
-        raster_info(far_dem)              # readable, lunar: fail before anything is written
+    for f in far_dems:
+        raster_info(f)                    # readable, lunar: fail before anything is written
     params = {"config": cfg.model_dump(mode="json"), "dem": str(dem_path),
-              "far_dem": None if far_dem is None else str(far_dem)}
+              "far_dem": [str(f) for f in far_dems] or None}
     if tile:
-        return _run_visibility_tiled(dem_path, out, cfg, tile, far_dem, times, step_h, res, sx, sy, params,
+        return _run_visibility_tiled(dem_path, out, cfg, tile, far_dems, times, step_h, res, sx, sy, params,
                                      force, notify)
     with Run(out, command="terrain visibility", params=params, force=force) as run:
         run.add_input(dem_path, "dem")
-        if far_dem is not None:
-            run.add_input(far_dem, "far_dem")
+        for i, f in enumerate(far_dems):
+            run.add_input(f, "far_dem" if i == 0 else f"far_dem_{i + 1}")
         z, info = read_dem(dem_path)
         if not np.isfinite(z).any():
             raise InputError(f"the DEM {dem_path} holds no valid heights (all nodata)")
@@ -205,10 +207,10 @@ def run_visibility(dem_path, out, cfg: TerrainConfig, *, far_dem=None, force: bo
             hz = horizons(z, cfg.azimuths, res, sign_x=sx, sign_y=sy, notify=notify, observer_m=cfg.height_m)
             seconds["horizons"] = lap()
             far = None
-            if far_dem is not None:
+            if far_dems:
                 from selenite.terrain.farfield import apply_far_field
 
-                far = apply_far_field(hz, z, info, res, sx, sy, far_dem, far_res_m=cfg.far_res_m,
+                far = apply_far_field(hz, z, info, res, sx, sy, far_dems, far_res_m=cfg.far_res_m,
                                       far_max_km=cfg.far_max_km, node_m=cfg.far_node_m, observer_m=cfg.height_m)
                 seconds["far_field"] = lap()
             sun, earth = body_tracks(times)
@@ -240,7 +242,7 @@ def run_visibility(dem_path, out, cfg: TerrainConfig, *, far_dem=None, force: bo
                     "seconds": seconds}
             tmp["visibility.json"].write_text(canonical_json(meta) + "\n")
 
-        run.step("visibility", outputs, make, reads=[dem_path] + ([far_dem] if far_dem is not None else []),
+        run.step("visibility", outputs, make, reads=[dem_path] + far_dems,
                  params={k: getattr(cfg, k) for k in ("azimuths", "height_m", "stay_days", "start", "end", "step",
                                                       "max_block", "write_horizon", "far_res_m", "far_max_km",
                                                       "far_node_m")})
@@ -271,9 +273,9 @@ def _decimated(dem_path, res_m: float):
     return heights, RasterInfo(info.crs, t, w, h)
 
 
-def _run_visibility_tiled(dem_path, out, cfg, tile, far_dem, times, step_h, res, sx, sy, params, force, notify):
+def _run_visibility_tiled(dem_path, out, cfg, tile, far_dems, times, step_h, res, sx, sy, params, force, notify):
     """Tile by tile: each tile's horizons swept over the tile and a halo at full resolution, the rest of the DEM
-    (decimated) and ``far_dem`` beyond as the far field; products written window by window. No horizon.tif
+    (decimated) and ``far_dems`` beyond as the far field; products written window by window. No horizon.tif
     (one band per azimuth of the whole DEM would not fit where tiling is needed)."""
     import time
 
@@ -287,15 +289,15 @@ def _run_visibility_tiled(dem_path, out, cfg, tile, far_dem, times, step_h, res,
     params = {**params, "tile": tile}
     with Run(out, command="terrain visibility", params=params, force=force) as run:
         run.add_input(dem_path, "dem")
-        if far_dem is not None:
-            run.add_input(far_dem, "far_dem")
+        for i, f in enumerate(far_dems):
+            run.add_input(f, "far_dem" if i == 0 else f"far_dem_{i + 1}")
 
         def make(tmp):
             numba.set_num_threads(min(cfg.threads, numba.config.NUMBA_NUM_THREADS))
             t0 = time.perf_counter()
             sun, earth = body_tracks(times)
             coarse = _decimated(dem_path, cfg.far_res_m)
-            sources = [coarse] + ([far_dem] if far_dem is not None else [])
+            sources = [coarse] + far_dems
             profile = dict(driver="GTiff", width=info.width, height=info.height, count=1,
                            crs=rasterio.crs.CRS.from_wkt(info.crs.to_wkt()), transform=info.transform,
                            tiled=True, blockxsize=512, blockysize=512, compress="DEFLATE", BIGTIFF="IF_SAFER")
@@ -356,12 +358,12 @@ def _run_visibility_tiled(dem_path, out, cfg, tile, far_dem, times, step_h, res,
                     "psr_fraction": acc["psr"] / nv, "sun_visibility_mean_pct": acc["sun"] / nv,
                     "earth_visibility_mean_pct": acc["earth"] / nv,
                     "far_field": {"beyond_halo": f"the DEM decimated to {cfg.far_res_m:g} m",
-                                  "beyond_dem": None if far_dem is None else str(far_dem)},
+                                  "beyond_dem": [str(f) for f in far_dems] or None},
                     "horizon_unknown_fraction": None, "seconds": {"total": round(time.perf_counter() - t0, 3)}}
             tmp["visibility.json"].write_text(canonical_json(meta) + "\n")
 
         run.step("visibility", [f"{n}.tif" for n in names] + ["visibility.json"], make,
-                 reads=[dem_path] + ([far_dem] if far_dem is not None else []),
+                 reads=[dem_path] + far_dems,
                  params={k: getattr(cfg, k) for k in ("azimuths", "height_m", "stay_days", "start", "end", "step",
                                                       "max_block", "halo", "far_res_m", "far_max_km", "far_node_m")}
                  | {"tile": tile})
