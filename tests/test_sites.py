@@ -365,7 +365,6 @@ def test_sites_rank_with_the_mission_scorer(polar_world, tmp_path):
 
 @pytest.mark.filterwarnings("ignore:.crs. was not provided")
 def test_sites_rank_bad_input(polar_world, tmp_path):
-
     assert_one_line_error(run_cli("sites", "rank", "--out", tmp_path / "a"), "give a DEM")
     assert not (tmp_path / "a").exists()
     bad = tmp_path / "bad.csv"
