@@ -498,3 +498,66 @@ def test_tiled_visibility_matches_the_whole_dem_run(tmp_path):
     assert np.nanmax(np.abs(a - b)) < 0.05
     assert (read_raster(whole / "psr.tif")[0] == read_raster(full_halo / "psr.tif")[0]).mean() > 0.999
     assert np.nanmean(np.abs(a - s)) < 1.0 and np.nanmean(np.abs(a - s)) < 0.2 * np.nanmean(np.abs(a - 50))
+
+
+# -- the real south pole against published references (LOLA 240 m shipped in the package) -----------------------
+def _real_light(tmp_path, window, height_m, name):
+    """Light of a window of the shipped LOLA south pole, the rest of it and the 1.8 km cap as the far field,
+    over the 18.6-year cycle every 48 h (180 azimuths)."""
+    from rasterio.windows import Window
+
+    from selenite.embedded import south_pole
+    from selenite.geo.raster import read_dem
+    from selenite.terrain.ephemeris import body_tracks, parse_time, time_grid
+    from selenite.terrain.farfield import apply_far_field
+    from selenite.terrain.horizon import horizons
+    from selenite.terrain.pipeline import PRODUCT_FIELDS
+    from selenite.terrain.visibility import visibility
+
+    sp = south_pole()
+    z, info = read_dem(sp.dem, window=Window(*window))
+    hz = horizons(z, 180, 240.0, observer_m=height_m)
+    apply_far_field(hz, z, info, 240.0, 1.0, -1.0, [sp.dem, sp.cap], far_res_m=1000.0, observer_m=height_m)
+    sun, earth = body_tracks(time_grid(parse_time("2026-01-01"), parse_time("2044-08-01"), 48.0))
+    vp = visibility(hz, z, info, sun, earth, 48.0)
+    out = tmp_path / name
+    out.mkdir()
+    for product, field in PRODUCT_FIELDS.items():
+        psr = product == "psr"
+        write_cog(out / f"{product}.tif", getattr(vp, field), crs=info.crs, transform=info.transform,
+                  nodata=255 if psr else np.nan, **({"dtype": "uint8"} if psr else {}))
+    return out
+
+
+def test_cold_trap_psr_areas_on_the_real_pole_match_the_published_ones(tmp_path):
+    """The 144 km around the pole hold five of the cold traps of Tye 2015 / Cannon 2020 whole: the connected PSR at
+    each published centroid has the published area within ±15 %; Sverdrup's PSR spills past its rim circle, so
+    counting the PSR inside the rim instead would miss a quarter of it."""
+    from selenite.embedded import south_pole
+    from selenite.terrain.references import psr_areas, read_cold_traps
+
+    run = _real_light(tmp_path, (768 - 300, 768 - 300, 600, 600), 0.0, "pole")
+    rows = {r["crater"]: r for r in psr_areas(run / "psr.tif", read_cold_traps(south_pole().cold_traps))}
+    assert set(rows) == {"Shoemaker", "de Gerlache", "Slater", "Sverdrup", "Shackleton"}
+    for r in rows.values():
+        assert r["ratio"] == pytest.approx(1.0, abs=0.15), r
+    assert rows["Sverdrup"]["in_rim_ratio"] < 0.85 and rows["Shackleton"]["theirs_km2"] == pytest.approx(233.698)
+
+
+def test_light_at_wueller_sites_ranks_like_their_days_of_sunlight(tmp_path):
+    """The Malapert – Mons Mouton window holds 17 of Wueller et al. 2026's sites; our Sun visibility ranks them as
+    their days of sunlight do (their days: the mean of the eight yearly columns, whatever their case)."""
+    from selenite.embedded import south_pole
+    from selenite.terrain.references import read_reference_sites, site_correlations
+
+    sites = read_reference_sites(south_pole().reference_sites)
+    k2023 = sites[sites["name"] == "MMA_K2023"].iloc[0]
+    assert k2023["sun_days"] == pytest.approx(np.mean([32, 21, 31, 17, 18, 31, 21, 30]))
+    assert k2023["sun_earth_days"] == pytest.approx(25.0)
+    run = _real_light(tmp_path, (720, 190, 390, 170), 2.0, "malapert")
+    c = site_correlations(run, sites)
+    sun = c["sun_visibility_vs_sun_days"]
+    assert sun["n"] == 17 and sun["rho"] > 0.6 and sun["p_value"] < 0.01
+    assert c["sun_earth_longest_days_vs_sun_earth_days"]["rho"] > 0.6
+    inside = [v for v in c["values"]["sun_visibility"] if v is not None]
+    assert len(inside) == 17 and 0 < min(inside) < max(inside) < 100
