@@ -47,8 +47,12 @@ def test_run_discovery_by_manifest(tmp_path):
     for sub, cmd in (("", "demo"), ("sites", "sites rank"), ("locate", "locate run"), ("misc", "bench x")):
         (demo / sub).mkdir(parents=True, exist_ok=True)
         (demo / sub / "manifest.json").write_text(json.dumps({"command": cmd}))
+    (demo / "south_pole" / "light").mkdir(parents=True)
+    (demo / "south_pole" / "manifest.json").write_text(json.dumps({"command": "south pole"}))
+    (demo / "south_pole" / "light" / "manifest.json").write_text(json.dumps({"command": "terrain visibility"}))
     found = core.discover([demo])
-    assert found == {"sites": [demo / "sites"], "locate": [demo / "locate"]}
+    assert found == {"sites": [demo / "sites"], "locate": [demo / "locate"],
+                     "terrain": [demo / "south_pole" / "light"]}
     assert core.check_runs([demo]) == [demo.resolve()]
     with pytest.raises(InputError, match="no selenite run"):
         core.check_runs([demo / "misc"])
@@ -61,9 +65,10 @@ def test_run_discovery_by_manifest(tmp_path):
 def app_work(tmp_path_factory):
     """The app's work folder for this module (uploads and live runs); no --run folders at first."""
     work = tmp_path_factory.mktemp("app_work")
-    old = {k: os.environ.get(k) for k in (core.WORK_ENV, core.RUNS_ENV)}
+    old = {k: os.environ.get(k) for k in (core.WORK_ENV, core.RUNS_ENV, core.LIGHT_ENV)}
     os.environ[core.WORK_ENV] = str(work)
     os.environ[core.RUNS_ENV] = ""
+    os.environ[core.LIGHT_ENV] = "quick"          # the real pole's light over one year: the pages, not the physics
     yield work
     for k, v in old.items():
         if v is None:
@@ -89,12 +94,14 @@ def _metrics(at) -> dict:
 
 
 @pytest.mark.slow
-def test_live_pages_on_the_synthetic_world(app_work):
-    """Each stage run live from its page (button → progress → results), as a user without run folders would."""
+def test_live_pages(app_work):
+    """Each stage run live from its page (button → progress → results), as a user without run folders would: the
+    real south pole for Terrain and Sites, the synthetic world for the stages after landing."""
     at = _page("terrain")
     at.button(key="terrain_run_go").click().run()
     assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
-    assert (app_work / "terrain_visibility" / "visibility.json").is_file()
+    vis = json.loads((app_work / "south_pole" / "light" / "visibility.json").read_text())
+    assert vis["pixel_m"] == pytest.approx(240.0) and vis["far_field"]["coarse_m"] == pytest.approx(1786.875)
     assert "Run summary" in [s.value for s in at.subheader]
 
     at = _page("geology")                                 # locates the descent first, then the geology chain
@@ -119,10 +126,12 @@ def test_live_pages_on_the_synthetic_world(app_work):
     assert abs(landing["lat"] - truth["landing"]["lat"]) * 1737.4e3 * np.pi / 180 < 10   # within 10 m
 
     at = _page("sites")
-    at.button(key="sites_run_go").click().run()
+    at.button(key="sites_run_go").click().run()              # the real pole's light is already there: reused
     assert not at.exception and not at.error, (at.exception, [e.value for e in at.error])
     top = at.dataframe(key="sites_table").value
     assert len(top) > 0 and (np.diff(top["score"].to_numpy()) <= 1e-9).all()     # ranked by score
+    assert (top["lat"] <= -84.0).all()                                           # within 6° of the pole
+    assert any(m.startswith("Artemis III regions in the top 10") for m in _metrics(at))
 
     at = _page("craters")
     at.radio(key="craters_source").set_value("synthetic world's orbital map and DEM").run()
@@ -136,19 +145,19 @@ def test_pages_read_given_run_folders(app_work):
     """The runs made above, given as --run folders: every page shows them without running anything; choosing
     another site changes the explanation shown."""
     if not (app_work / "geology" / "geology.json").is_file():
-        pytest.skip("needs the live runs of test_live_pages_on_the_synthetic_world")
+        pytest.skip("needs the live runs of test_live_pages")
     os.environ[core.RUNS_ENV] = str(app_work)
     try:
         at = _page("overview")
         assert any("locate" in m.value for m in at.markdown)
         at = _page("sites")
-        assert at.selectbox(key="sites_run").value == str(app_work / "sites")
+        assert at.selectbox(key="sites_run").value == str(app_work / "south_pole" / "sites")
         first = at.subheader[1].value
         ranks = at.selectbox(key="sites_rank").options
         at.selectbox(key="sites_rank").set_value(ranks[1] if len(ranks) > 1 else ranks[0]).run()
         assert len(ranks) == 1 or at.subheader[1].value != first
         feats = at.dataframe[1].value
-        assert len(feats) >= 20 and np.isfinite(feats["SHAP (log-odds)"].to_numpy(float)).all()
+        assert len(feats) >= 4 and np.isfinite(feats["SHAP (score)"].to_numpy(float)).all()
         for name in ("terrain", "locate", "geology"):
             at = _page(name)
             assert not at.error and len(at.selectbox(key=f"{name}_run").options) == 2, name
@@ -174,7 +183,7 @@ def test_end_to_end_in_chromium(app_work, tmp_path):
     if browser.ensure_chromium() is None:
         pytest.skip("Chromium is not installed and apt-get could not install it")
     if not (app_work / "geology" / "geology.json").is_file():
-        pytest.skip("needs the live runs of test_live_pages_on_the_synthetic_world")
+        pytest.skip("needs the live runs of test_live_pages")
     img = tmp_path / "upload.png"
     from selenite.synth.scenes import SceneSpec, render_scene
 

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import rasterio
 from affine import Affine
@@ -124,6 +125,12 @@ def test_demo_with_a_relative_output_folder(tmp_path):
     assert proc.returncode == 0, proc.stderr
     report = (tmp_path / "d" / "report.html").read_text()
     assert "Synthetic world" in report and "data:image/png;base64," in report
+    # it opens with the real south pole (shipped): sites ranked, and checked against the references
+    assert report.index("The real south pole: where to land") < report.index("Synthetic world")
+    for check in ("Artemis III regions", "Wueller et al. (2026", "cold-trap craters"):
+        assert check in report, check
+    top = pd.read_csv(tmp_path / "d" / "south_pole" / "sites" / "top_sites.csv")
+    assert len(top) > 0 and (top["lat"] <= -84.0).all()
     for stage in ("Descent localisation", "Terrain attributes", "Sunlight, Earth visibility and permanent shadow"):
         assert stage in report, stage
     # the tiny world's 192 × 144 frames are at the edge of what the map search can match (best support 9–13

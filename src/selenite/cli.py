@@ -1082,6 +1082,28 @@ def bench_terrain(
     say(f"updated {output}")
 
 
+@bench_app.command("south-pole")
+def bench_south_pole(
+    work: Annotated[Path, typer.Option("--work", help="Folder for the runs (kept).")],
+    data: Annotated[Path | None, typer.Option("--data", help="The shared real-data folder (Head et al. 2010's "
+                                              "craters, the 10 m Connecting Ridge); without it those parts are "
+                                              "left out.", file_okay=False)] = None,
+    output: Annotated[Path, typer.Option("--output", help="Benchmarks file to update.")] = Path("docs/benchmarks.md"),
+) -> None:
+    """The real LOLA south pole end to end: light at 0, 2 and 10 m against Wueller et al. 2026 and the cold-trap
+    PSRs, 10 m against 240 m, craters on the DEM, sites against the Artemis III regions; time and memory."""
+    from selenite.bench.record import machine_line, update_section
+    from selenite.bench.south_pole import run_bench, south_pole_markdown
+    from selenite.errors import InputError
+
+    if data is not None and not data.is_dir():
+        raise InputError(f"no data folder at {data}")
+    res = run_bench(work, data, notify=say)
+    (work / "bench_south_pole.json").write_text(json.dumps(res, indent=1, default=str) + "\n")
+    update_section(output, "south-pole", south_pole_markdown(res, machine_line()))
+    say(f"updated {output}")
+
+
 def main() -> None:
     """Console entry point: SeleniteError → one line on stderr, exit 2 (usage errors: click's exit 2)."""
     try:

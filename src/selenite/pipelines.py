@@ -35,9 +35,49 @@ def run_synth_world(cfg: WorldConfig, out: str | Path, *, force: bool = False, p
     return out
 
 
+def run_south_pole(out: str | Path, *, light_preset: str = "default", sites_preset: str = "default",
+                   force: bool = False, progress: Notify | None = None) -> Path:
+    """Landing sites on the real south pole shipped with selenite: light from LOLA's 240 m DEM with the 1.79 km cap
+    beyond it (``light/``), craters detected on the DEM (``craters/``), sites ranked by the mission scorer within 6°
+    of the pole and checked against the Artemis III regions and Wueller et al. 2026's sites (``sites/``)."""
+    from selenite.craters.pipeline import detect_file
+    from selenite.embedded import south_pole
+    from selenite.sites.config import SitesConfig
+    from selenite.sites.config import confs as sites_confs
+    from selenite.sites.pipeline import run_rank
+    from selenite.terrain.config import TerrainConfig
+    from selenite.terrain.config import confs as terrain_confs
+    from selenite.terrain.pipeline import run_visibility
+
+    out = Path(out)
+    sp = south_pole()
+    params = {"light_preset": light_preset, "sites_preset": sites_preset}
+    with Run(out, command="south pole", params=params, force=force) as run:
+        tcfg = resolve_config(TerrainConfig, terrain_confs, stage="terrain", preset=light_preset)
+        light = run_visibility(sp.dem, out / "light", tcfg, far_dem=[sp.cap], force=force, progress=progress)
+        crater_files = ["craters.csv", "craters_overlay.png", "craters.json", "craters_report.html"]
+
+        def make_craters(tmp):
+            import shutil
+            import tempfile
+
+            with tempfile.TemporaryDirectory() as d:     # detect_file names its companions after its CSV
+                detect_file(dem=sp.dem, image=None, out=Path(d) / "craters.csv", lonlat=True)
+                for name in crater_files:
+                    shutil.move(Path(d) / name, tmp[f"craters/{name}"])
+
+        run.step("craters", [f"craters/{f}" for f in crater_files], make_craters, reads=[sp.dem])
+        scfg = resolve_config(SitesConfig, sites_confs, stage="sites", preset=sites_preset,
+                              overrides={"region_lat": -90.0 + SitesConfig().mission_pole_deg})
+        run_rank(out / "sites", scfg, dem=sp.dem, light=light, craters=out / "craters" / "craters.csv",
+                 regions=sp.regions, reference_sites=sp.reference_sites, force=force, progress=progress)
+    return out
+
+
 def run_demo(out: str | Path, *, seed: int = 1, preset: str = "demo", force: bool = False,
              progress: Notify | None = None) -> Path:
-    """The demo: synthetic world, then every stage that has landed; returns the path of report.html."""
+    """The demo: landing sites on the real south pole, then the synthetic world and every stage after landing on
+    it; returns the path of report.html."""
     from selenite.locate.config import LocateConfig
     from selenite.locate.config import confs as locate_confs
     from selenite.locate.pipeline import run_locate
@@ -87,24 +127,17 @@ def run_demo(out: str | Path, *, seed: int = 1, preset: str = "demo", force: boo
                 geology_error = str(exc)
                 log.warning("the geology chain failed: %s", exc)
 
-        # landing sites on a synthetic south pole (608 km at 1 km/px, 5 km cells, the rule label)
-        from selenite.sites.config import SitesConfig
-        from selenite.sites.config import confs as sites_confs
-        from selenite.sites.pipeline import run_rank
-        from selenite.sites.report import sites_sections_from_run
-        from selenite.synth.polar import PolarSpec, write_polar_dem
-
-        polar = out / "south_pole" / "polar.tif"
-        if not polar.exists():
-            polar.parent.mkdir(parents=True, exist_ok=True)
-            write_polar_dem(polar, PolarSpec(size_px=608, pixel_m=1000.0, seed=seed))
-        scfg = resolve_config(SitesConfig, sites_confs, stage="sites", preset="quick", overrides={"cell_m": 5000.0})
-        run_rank(out / "sites", scfg, dem=polar, craters=polar.with_name("polar_craters.csv"), force=force,
-                 progress=progress)
-        reads.append("sites/evaluation.json")
+        # landing sites on the real south pole (LOLA, shipped); the tiny preset keeps its light to a year
+        quick = preset == "tiny"
+        run_south_pole(out / "south_pole", light_preset="quick" if quick else "default",
+                       sites_preset="quick" if quick else "default", force=force, progress=progress)
+        reads.append("south_pole/sites/evaluation.json")
 
         def sections():
-            secs = [world_section(world)]
+            from selenite.report.south_pole import south_pole_section
+            from selenite.sites.report import sites_sections_from_run
+
+            secs = [south_pole_section(out / "south_pole"), world_section(world)]
             if cfg.descent.enabled and locate_error is None:
                 secs.append(locate_section_from_run(out / "locate", truth))
             elif cfg.descent.enabled:
@@ -121,11 +154,12 @@ def run_demo(out: str | Path, *, seed: int = 1, preset: str = "demo", force: boo
                     secs.append(Section("Surface geology", [f"The geology chain failed: {geology_error}."]))
             secs += [attributes_section_from_run(out / "terrain_attributes"),
                      visibility_section_from_run(out / "terrain_visibility", dem)]
-            secs += sites_sections_from_run(out / "sites")
+            secs += sites_sections_from_run(out / "south_pole" / "sites")
             return secs
 
         run.step("report", ["report.html"],
                  lambda tmp: write_report(tmp["report.html"], "selenite demo", sections(),
-                                          subtitle=f"synthetic world, seed {seed}, preset {preset}"),
+                                          subtitle=f"the real south pole (LOLA); the synthetic world for the stages "
+                                                   f"after landing (seed {seed}, preset {preset})"),
                  reads=reads)
     return out / "report.html"

@@ -19,11 +19,14 @@ from selenite.errors import InputError
 
 RUNS_ENV = "SELENITE_APP_RUNS"          # os.pathsep-separated run folders, set by ``selenite app --run``
 WORK_ENV = "SELENITE_APP_WORK"          # where live runs and uploads go (default: a fresh temporary folder)
+LIGHT_ENV = "SELENITE_APP_LIGHT"        # light preset of the live real-pole run (default: 18.6 years at 12 h)
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 
 # the stage a manifest's command belongs to
 STAGES = {"sites rank": "sites", "terrain visibility": "terrain", "terrain attributes": "terrain_attributes",
-          "locate run": "locate", "geology analyze": "geology", "synth world": "world", "demo": "demo"}
+          "locate run": "locate", "geology analyze": "geology", "synth world": "world", "demo": "demo",
+          "south pole": "south pole"}
+CONTAINERS = ("demo", "south pole")     # runs made of other runs (shown through them)
 
 # content signatures: (leading bytes, kind, suffix)
 _MAGIC = ((b"\x89PNG\r\n\x1a\n", "png", ".png"), (b"\xff\xd8\xff", "jpeg", ".jpg"),
@@ -44,16 +47,34 @@ def stage_of(run_dir: Path) -> str | None:
     return STAGES.get(man.get("command", ""))
 
 
+def _subfolders(d: Path) -> list[Path]:
+    return sorted(p for p in d.iterdir() if p.is_dir()) if d.is_dir() else []
+
+
+def is_real_pole(run_dir: Path) -> bool:
+    """Whether a run read the LOLA south pole shipped with selenite."""
+    from selenite.embedded import south_pole
+
+    try:
+        man = json.loads((Path(run_dir) / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return man.get("params", {}).get("dem") == str(south_pole().dem.resolve())
+
+
 def discover(runs: list[Path]) -> dict[str, list[Path]]:
-    """Stage → run folders, from the given folders and (for a demo or any parent folder) their sub-folders."""
+    """Stage → run folders, from the given folders and their sub-folders two levels down (a demo holds the real
+    pole's runs in south_pole/); runs on the real south pole come first."""
     found: dict[str, list[Path]] = {}
     for root in runs:
         root = Path(root)
-        candidates = [root] + (sorted(p for p in root.iterdir() if p.is_dir()) if root.is_dir() else [])
+        candidates = [root] + [q for p in _subfolders(root) for q in [p, *_subfolders(p)]]
         for d in candidates:
             stage = stage_of(d)
-            if stage and stage != "demo" and d not in found.setdefault(stage, []):
+            if stage and stage not in CONTAINERS and d not in found.setdefault(stage, []):
                 found[stage].append(d)
+    for dirs in found.values():
+        dirs.sort(key=lambda d: 0 if is_real_pole(d) else 1)
     return found
 
 
@@ -119,17 +140,19 @@ def synthetic_world(work: Path, notify: Notify = None) -> Path:
     return run_synth_world(cfg, Path(work) / "world", progress=notify)
 
 
-def live_terrain(work: Path, notify: Notify = None) -> Path:
-    """A year of sunlight and Earth visibility on the synthetic world's DEM (coarse: 16 azimuths)."""
-    from selenite.config import resolve_config
-    from selenite.terrain.config import TerrainConfig, confs
-    from selenite.terrain.pipeline import run_visibility
+def live_south_pole(work: Path, notify: Notify = None) -> Path:
+    """Light and landing sites on the real south pole shipped with selenite (``selenite demo``'s first part);
+    the light preset from SELENITE_APP_LIGHT (default: 18.6 years at 12 h, about 3 minutes on 2 cores)."""
+    from selenite.pipelines import run_south_pole
 
-    world = synthetic_world(work, notify)
-    cfg = resolve_config(TerrainConfig, confs, stage="terrain", preset="year", overrides={"azimuths": 16})
-    out = Path(work) / "terrain_visibility"
-    run_visibility(world / "dem.tif", out, cfg, progress=notify)
-    return out
+    preset = os.environ.get(LIGHT_ENV) or "default"
+    return run_south_pole(Path(work) / "south_pole", light_preset=preset,
+                          sites_preset="quick" if preset == "quick" else "default", progress=notify)
+
+
+def live_terrain(work: Path, notify: Notify = None) -> Path:
+    """Sunlight, Earth visibility, stays and PSR on the real south pole (LOLA 240 m with the 1.79 km cap)."""
+    return live_south_pole(work, notify) / "light"
 
 
 def live_locate(work: Path, notify: Notify = None) -> Path:
@@ -159,18 +182,6 @@ def live_geology(work: Path, notify: Notify = None) -> Path:
     return out
 
 
-def live_sites(work: Path, notify: Notify = None, seed: int = 1) -> Path:
-    """Landing sites ranked on a synthetic south pole (304 km at 2 km/px, 10 km cells, quick preset)."""
-    from selenite.config import resolve_config
-    from selenite.sites.config import SitesConfig, confs
-    from selenite.sites.pipeline import run_rank
-    from selenite.synth.polar import PolarSpec, write_polar_dem
-
-    polar = Path(work) / "south_pole" / "polar.tif"
-    if not polar.exists():
-        polar.parent.mkdir(parents=True, exist_ok=True)
-        write_polar_dem(polar, PolarSpec(size_px=304, pixel_m=2000.0, seed=seed))
-    cfg = resolve_config(SitesConfig, confs, stage="sites", preset="quick", overrides={"cell_m": 10000.0})
-    out = Path(work) / "sites"
-    run_rank(out, cfg, dem=polar, craters=polar.with_name("polar_craters.csv"), progress=notify)
-    return out
+def live_sites(work: Path, notify: Notify = None) -> Path:
+    """Landing sites ranked on the real south pole by the mission scorer, checked against the Artemis III regions."""
+    return live_south_pole(work, notify) / "sites"

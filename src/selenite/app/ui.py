@@ -46,14 +46,15 @@ def run_with_progress(label: str, fn: Callable[..., T]) -> T | None:
 
 def choose_run(stage: str, live_label: str, live: Callable[..., Path], needs: tuple[str, ...] = (),
                key: str | None = None) -> Path | None:
-    """A run folder of ``stage``: one given to the app, or the live run on the synthetic world (made on demand,
+    """A run folder of ``stage``: one given to the app, or the live run (made on demand,
     then kept: the run folder's own skip-if-done makes a second visit instant). A run lacking any of ``needs``
     stops the page with one line."""
     runs = core.discover(core.configured_runs()).get(stage, [])
     options = [str(r) for r in runs] + [LIVE]
     key = key or f"{stage}_run"
     choice = st.selectbox("Run", options, key=key,
-                          help="Run folders given with `selenite app --run`, or a live run on the synthetic world.")
+                          help="Run folders given with `selenite app --run`, or a live run (the real south pole for "
+                               "Sites and Terrain, the synthetic world for the stages after landing).")
     root = None
     if choice != LIVE:
         root = Path(choice)

@@ -34,4 +34,5 @@ class TerrainConfig(StageConfig):
 confs: dict[str, dict] = {
     "default": {},
     "year": {"start": "2026-01-01", "end": "2027-01-01", "step": "6h"},
+    "quick": {"start": "2026-01-01", "end": "2027-01-01", "step": "12h", "azimuths": 90},
 }

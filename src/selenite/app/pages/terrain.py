@@ -7,16 +7,18 @@ import streamlit as st
 
 from selenite.app import core, ui
 
-MAPS = (("sun_visibility", "Sun visible (% of the year)", "inferno", (0, 100)),
-        ("earth_visibility", "Earth visible (% of the year)", "viridis", (0, 100)),
+MAPS = (("sun_visibility", "Sun visible (% of the period)", "inferno", (0, 100)),
+        ("sun_earth_stay", "6.5-day Sun + Earth stays (% of landing times)", "viridis", None),
+        ("earth_visibility", "Earth visible (% of the period)", "viridis", (0, 100)),
         ("psr", "permanently shadowed (1 = yes)", "Blues", (0, 1)),
         ("longest_dark_days", "longest night (days)", "magma_r", None),
         ("longest_sun_days", "longest day (days)", "magma", None),
-        ("sun_earth_longest_days", "longest Sun + Earth window (days)", "cividis", None))
+        ("sun_earth_longest_days", "longest Sun + Earth window (days)", "cividis", None),
+        ("sun_stay", "6.5-day sunlit stays (% of landing times)", "viridis", None))
 
-ui.header("Terrain", "Illumination, Earth visibility and permanently shadowed regions: the horizon of every DEM "
-          "cell against the Sun's and Earth's paths (DE421) over the run's time span.")
-root = ui.choose_run("terrain", "Compute a year of light on the synthetic world", core.live_terrain,
+ui.header("Terrain", "Illumination, Earth visibility, surface stays and permanently shadowed regions: the horizon of "
+          "every DEM cell against the Sun's and Earth's paths (DE421) over the run's time span.")
+root = ui.choose_run("terrain", "Compute the light of the real south pole (LOLA 240 m)", core.live_terrain,
                      needs=("visibility.json",))
 if root is not None:
     meta = json.loads((root / "visibility.json").read_text())
