@@ -156,6 +156,11 @@ def run_bench(work: Path, data: Path | None, notify=print) -> dict:
                                **{k: v for k, v in c.items() if k not in ("values", "sites")}})
         res["psr"][f"{h:g}" + ("_their_years" if period else "")] = psr_areas(out / "psr.tif", traps)
     h2 = work / "light_h2"
+    if (h2 / "horizon.tif").exists():
+        from selenite.terrain.references import yearly_site_correlations
+
+        notify("Wueller's yearly columns against each calendar year …")
+        res["wueller_yearly"] = yearly_site_correlations(h2, sp.reference_sites)
     ridge_dem = data / "dem" / "pgda_site01_connecting_ridge_10m.tif" if data else None
     if ridge_dem is not None and ridge_dem.exists():
         notify("Connecting Ridge at 10 m …")
@@ -250,6 +255,13 @@ def south_pole_markdown(res: dict, machine: str) -> str:
         c = w.get("sun_earth_longest_days_vs_sun_earth_days", {})
         lines.append(f"| {w['height_m']:g} m | {w['period']} | {_f(a.get('rho'), 3)} | {_f(b.get('rho'), 3)} | "
                      f"{_f(c.get('rho'), 3)} | {a.get('n', '—')} |")
+    if res.get("wueller_yearly"):
+        lines += ["", "Year by year (eye 2 m, every 12 h of the calendar year, at the same pixels): their yearly days "
+                      "against our longest sunlit period and our sunlit share within that calendar year.", "",
+                  "| year | their column | ρ longest sunlit | ρ sunlit share | their most days | our longest, days |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {y['year']} | {y['column']} | {y['longest_sunlit_rho']:.3f} | {y['sunlit_share_rho']:.3f} | "
+                  f"{y['their_max_days']:g} | {y['our_max_longest_days']:g} |" for y in res["wueller_yearly"]]
     lines += ["", "### Cold-trap PSRs (Tye 2015, Cannon 2020 via moonpies), eye at the ground", "",
               "| crater | D km | published PSR km² | ours: connected PSR at their centroid km² | ratio | every PSR "
               "pixel inside the rim km² | ratio |", "|---|---|---|---|---|---|---|"]

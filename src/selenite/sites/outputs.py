@@ -240,32 +240,27 @@ def reference_comparison(cells: pd.DataFrame, path) -> dict:
     from scipy.stats import spearmanr
 
     from selenite.geo.crs import as_crs, lonlat_to_map
-    from selenite.geo.vector import read_vector
+    from selenite.terrain.references import read_reference_sites
 
-    gdf = read_vector(path)
-    geo = gdf.to_crs(as_crs("IAU_2015:30100"))
-    lon, lat = geo.geometry.x.to_numpy(), geo.geometry.y.to_numpy()
-    x, y = lonlat_to_map(as_crs("IAU_2015:30135"), lon, lat)
+    sites = read_reference_sites(path)
+    x, y = lonlat_to_map(as_crs("IAU_2015:30135"), sites["lon"].to_numpy(), sites["lat"].to_numpy())
     # the cell holding each site: cells are squares of cell_m centred on x_m, y_m
     cell_m = float(np.median(np.diff(np.unique(cells["x_m"].to_numpy())))) if len(cells) > 1 else 1.0
     key = {(round(a / cell_m - 0.5), round(b / cell_m - 0.5)): i
            for i, (a, b) in enumerate(zip(cells["x_m"].to_numpy(), cells["y_m"].to_numpy(), strict=True))}
     hit = [key.get((int(np.floor(a / cell_m)), int(np.floor(b / cell_m)))) for a, b in zip(x, y, strict=True)]
     covered = np.array([h is not None for h in hit])
-    res: dict = {"sites": int(len(gdf)), "in_grid": int(covered.sum())}
+    res: dict = {"sites": int(len(sites)), "in_grid": int(covered.sum())}
     if not covered.any():
         return res
-    rows = cells.iloc[[h for h in hit if h is not None]]
-    cols = {c.lower(): c for c in gdf.columns}
-    sun_days = [cols[c] for c in cols if c.startswith("sundays")]
-    se_days = [cols[c] for c in cols if c.startswith("sunearth")]
+    idx = [h for h in hit if h is not None]
+    rows = cells.iloc[idx]
     pct = cells["score"].rank(pct=True).to_numpy()
-    res["score_percentile_mean"] = float(np.mean(pct[[h for h in hit if h is not None]]))
+    res["score_percentile_mean"] = float(np.mean(pct[idx]))
     res["score_percentile_expected_at_random"] = 0.5
-    for name, their_cols, ours in (("sun_days", sun_days, "sun_mean_pct"),
-                                   ("sun_earth_days", se_days, "sun_earth_days_max")):
-        if their_cols and ours in rows:
-            theirs = gdf.loc[covered, their_cols].apply(pd.to_numeric, errors="coerce").mean(axis=1).to_numpy()
+    for name, ours in (("sun_days", "sun_mean_pct"), ("sun_earth_days", "sun_earth_days_max")):
+        if name in sites and ours in rows:
+            theirs = sites.loc[covered, name].to_numpy(float)
             mine = rows[ours].to_numpy(float)
             ok = np.isfinite(theirs) & np.isfinite(mine)
             if ok.sum() >= 3:

@@ -25,7 +25,8 @@ class TerrainConfig(StageConfig):
     tile: int = Field(0, ge=0)
     halo: int = Field(1024, ge=0)
     max_horizon_gb: float = Field(6.0, gt=0)
-    # far field (with --far-dem): coarse grid, reach and observer-node spacing
+    # far field (with --far-dem): coarse grid cell and observer-node spacing (each at least the far DEM's own
+    # pixel), and reach
     far_res_m: float = Field(250.0, gt=0)
     far_max_km: float = Field(150.0, gt=0)
     far_node_m: float = Field(160.0, gt=0)

@@ -83,6 +83,78 @@ def site_correlations(run_dir, sites: pd.DataFrame) -> dict:
     return out
 
 
+def yearly_columns(path) -> dict[int, str]:
+    """Year → the reference sites' column of days of sunlight for that year (``SunDays25`` … ``Sundays32``)."""
+    from selenite.geo.vector import read_vector
+
+    cols = read_vector(path).columns
+    out = {}
+    for c in cols:
+        low = c.lower()
+        if low.startswith("sundays") and low[7:].isdigit():
+            out[2000 + int(low[7:])] = c
+    return dict(sorted(out.items()))
+
+
+def yearly_site_correlations(run_dir, sites_path, step_hours: float = 12.0) -> list[dict]:
+    """Year by year: our longest sunlit period and Sun visibility within each calendar year at the sites' pixels
+    (from the run's horizon.tif, its eye height and DEM heights, every ``step_hours``) against the sites' days of
+    sunlight of that year (Spearman ρ). Shows whether their yearly window is the calendar year."""
+    import json
+
+    import rasterio
+    from scipy.stats import spearmanr
+
+    from selenite.geo.vector import read_vector
+    from selenite.terrain.ephemeris import body_tracks, parse_time, time_grid
+    from selenite.terrain.horizon import HORIZON_NODATA, HORIZON_SCALE
+    from selenite.terrain.visibility import angular_radius_deg, local_directions
+
+    run_dir = Path(run_dir)
+    sites = read_reference_sites(sites_path)
+    raw = read_vector(sites_path)
+    meta = json.loads((run_dir / "visibility.json").read_text())
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    hpath = run_dir / "horizon.tif"
+    if not hpath.exists():
+        raise InputError(f"{run_dir} has no horizon.tif (run terrain visibility without --no-horizon-file)")
+    info = raster_info(hpath)
+    col, row = info.lonlat_to_pixel(sites["lon"].to_numpy(), sites["lat"].to_numpy())
+    c, r = np.round(col).astype(int), np.round(row).astype(int)
+    ok = (c >= 0) & (r >= 0) & (c < info.width) & (r < info.height)
+    c, r = c[ok], r[ok]
+    with rasterio.open(hpath) as ds:
+        hz = np.stack([ds.read(window=rasterio.windows.Window(int(ci), int(ri), 1, 1))[:, 0, 0]
+                       for ci, ri in zip(c, r, strict=True)]).astype(float)
+    hz = np.where(hz == HORIZON_NODATA, 0.0, hz * HORIZON_SCALE)                 # (sites, azimuths)
+    z = np.array([read_raster(manifest["params"]["dem"], window=rasterio.windows.Window(int(ci), int(ri), 1,
+                                                                                         1))[0][0, 0]
+                  for ci, ri in zip(c, r, strict=True)])
+    eye = np.nan_to_num(z) + float(meta.get("observer_height_m", 0.0))
+    out = []
+    n_az = hz.shape[1]
+    az_nodes = np.arange(n_az + 1) * 360.0 / n_az
+    for year, column in yearly_columns(sites_path).items():
+        times = time_grid(parse_time(f"{year}-01-01"), parse_time(f"{year + 1}-01-01"), step_hours)
+        sun, _ = body_tracks(times)
+        el, az = local_directions(info, c.astype(float), r.astype(float), eye, sun.position_km)
+        horizon = np.stack([np.interp(az[:, j], az_nodes, np.r_[hz[j], hz[j, 0]]) for j in range(len(c))], 1)
+        lit = el - horizon > -angular_radius_deg(sun)[:, None]                  # some of the disk in view
+        run = np.zeros(len(c))
+        longest = np.zeros(len(c))
+        for t in range(len(times)):
+            run = (run + 1) * lit[t]
+            longest = np.maximum(longest, run)
+        theirs = pd.to_numeric(raw.loc[ok, column], errors="coerce").to_numpy(float)
+        good = np.isfinite(theirs)
+        out.append({"year": year, "column": column, "n": int(good.sum()),
+                    "longest_sunlit_rho": float(spearmanr(longest[good], theirs[good])[0]),
+                    "sunlit_share_rho": float(spearmanr(lit.mean(0)[good], theirs[good])[0]),
+                    "their_max_days": float(np.nanmax(theirs)),
+                    "our_max_longest_days": float(longest.max() * step_hours / 24.0)})
+    return out
+
+
 def read_cold_traps(path) -> pd.DataFrame:
     """moonpies' south-polar cold-trap table → name, lon, lat, diameter_km, psr_lon, psr_lat, psr_area_km2 (rows
     without a PSR area left out)."""
