@@ -24,8 +24,9 @@ if root is not None:
         if vpath.exists():
             t10 = json.loads(vpath.read_text())["regions"]["top_n"].get("10")
             if t10:
-                m[1].metric("Artemis III regions in the top 10", f"{t10['regions_matched']} "
-                            f"(random {t10['random_mean']:.1f}, p = {t10['p_value']:.3f})")
+                m[1].metric("Artemis III regions in the top 10", f"{t10['regions_matched']} · p = {t10['p_value']:.3f}",
+                            help=f"Random rankings of the same cells match {t10['random_mean']:.2f} on average; p = "
+                                 "the share of them that match as many.")
         st.caption("Mission scorer: " + ev["definition"]["score"] + ". Gates: "
                    + "; ".join(ev["definition"]["gates"].values()) + ". Nothing fitted; the Artemis regions and "
                    "published sites are only the test.")
