@@ -231,16 +231,23 @@ def test_locate_bad_inputs_exit_2_and_write_nothing(tmp_path, tiny_world):
     bad_cam.write_text(json.dumps({"width": 192, "height": 144, "fx": 100}))
     assert_one_line_error(run_cli("locate", "run", "--frames", frames, "--dom", dom, "--camera", bad_cam,
                                   "--out", out), "lacks fy, cx, cy")
-    plain = tmp_path / "plain.tif"
+    # a plain image is a map without georeference (results in map pixels); a scale is only for such a map
+    assert_one_line_error(run_cli("locate", "run", "--frames", frames, "--dom", dom, "--camera", cam,
+                                  "--dom-gsd", "2", "--out", out), "is georeferenced")
+    plain = tmp_path / "plain.png"
     cv2.imwrite(str(plain), np.zeros((50, 50), np.uint8))
     assert_one_line_error(run_cli("locate", "run", "--frames", frames, "--dom", plain, "--camera", cam,
-                                  "--out", out), "plain.tif")
+                                  "--dom-gsd", "-1", "--out", out), "--dom-gsd must be")
+    fov_only = tmp_path / "fov.json"
+    fov_only.write_text(json.dumps({"model": "fisheye"}))
+    assert_one_line_error(run_cli("locate", "run", "--frames", frames, "--dom", dom, "--camera", fov_only,
+                                  "--out", out), "needs the intrinsics")
     mixed = tmp_path / "mixed"
     mixed.mkdir()
     for k, shape in enumerate([(144, 192), (144, 192), (100, 192)]):
         cv2.imwrite(str(mixed / f"{k:03d}.png"), np.zeros(shape, np.uint8))
     assert_one_line_error(run_cli("locate", "run", "--frames", mixed, "--dom", dom, "--camera", cam,
-                                  "--out", out), "but the camera is")
+                                  "--out", out), "but the camera")
     assert not out.exists()
 
 

@@ -679,9 +679,13 @@ def terrain_reproject(
 @locate_app.command("run")
 def locate_run(
     frames: Annotated[Path, typer.Option("--frames", help="Folder of descent frames, in time order by file name.")],
-    dom: Annotated[Path, typer.Option("--dom", help="Orbital orthoimage (GeoTIFF in a lunar CRS).")],
-    camera: Annotated[Path, typer.Option("--camera", help="Camera JSON: width, height, fx, fy, cx, cy "
-                                         "[, k1, k2, p1, p2].")],
+    dom: Annotated[Path, typer.Option("--dom", help="Orbital orthoimage: a GeoTIFF in a lunar CRS, or a plain "
+                                      "image (PNG/JPEG/TIFF without georeference; results then in map pixels).")],
+    camera: Annotated[Path, typer.Option("--camera", help="Camera JSON: a pinhole (width, height, fx, fy, cx, "
+                                         "cy [, k1, k2, p1, p2, k3]), an OpenCV fish-eye (\"model\": \"fisheye\", "
+                                         "k1..k4), or only a field of view ({\"model\": \"fisheye\", "
+                                         "\"fov_deg\": 90}) or sensor_width_mm + focal_mm, whose focal length and "
+                                         "distortion are then self-calibrated.")],
     out: Annotated[Path, typer.Option("--out", help="Run folder to write (created; resumed if it exists).")],
     start_altitude: Annotated[float | None, typer.Option("--start-altitude", help="Altitude of the first frame "
                                                          "above the landing ground (m); without it the scale "
@@ -690,6 +694,14 @@ def locate_run(
     config: ConfigOpt = None,
     features: Annotated[str | None, typer.Option(
         help="Local features: xfeat (default), aliked (ALIKED + LightGlue) or sift.")] = None,
+    dom_gsd: Annotated[float | None, typer.Option(
+        "--dom-gsd", help="Metres per pixel of a plain-image DOM (without it, distances are in map pixels).")] = None,
+    dom_north_up: Annotated[bool, typer.Option(
+        "--dom-north-up/--dom-not-north-up",
+        help="A plain-image DOM has north up (headings are given from it).")] = True,
+    self_calibrate: Annotated[str | None, typer.Option(
+        "--self-calibrate", help="Refine the focal length and distortion in the reconstruction: auto (when the "
+        "camera file gives no distortion), on or off.")] = None,
     force: ForceOpt = False,
 ) -> None:
     """Locate the lander: landing.json, trajectory.csv/.geojson, maneuvers.json, plots, report.html."""
@@ -698,12 +710,17 @@ def locate_run(
     from selenite.locate.pipeline import run_locate
 
     cfg = resolve_config(LocateConfig, confs, stage="locate", preset=preset, config_file=config,
-                         overrides={"start_altitude_m": start_altitude, "features": features})
+                         overrides={"start_altitude_m": start_altitude, "features": features,
+                                    "self_calibrate": self_calibrate})
     with progress_bar() as notify:
-        path = run_locate(frames, dom, camera, out, cfg, force=force, progress=notify)
+        path = run_locate(frames, dom, camera, out, cfg, force=force, progress=notify, dom_gsd_m=dom_gsd,
+                          dom_north_up=dom_north_up)
+    from selenite.locate.report import landing_sentence
+
     land = json.loads(path.read_text())
-    say(f"landing: {land['lat']:.6f}°, {land['lon']:.6f}°E; DOM pixel ({land['dom_col']:.2f}, "
-        f"{land['dom_row']:.2f}); 1-sigma {land['sigma_m']:.2f} m")
+    say(landing_sentence(land))
+    if land.get("limited_by"):
+        say(f"limited by the {land['limited_by']}")
     say(f"written to {out} (report: {out / 'report.html'})")
 
 

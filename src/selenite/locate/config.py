@@ -15,6 +15,10 @@ class LocateConfig(StageConfig):
     max_keypoints: int = Field(2048, ge=64)
     max_side: int = Field(1024, ge=64)             # frames are matched at this long side (px) at most
     threads: int = Field(2, ge=1)
+    # lens: self-calibration ("auto": when the camera file gives no distortion, i.e. only a field of view)
+    self_calibrate: Literal["auto", "on", "off"] = "auto"
+    calibration_features: Literal["sift", "xfeat", "aliked"] = "sift"   # sub-pixel keypoints (measured: xfeat 1.1 px)
+    calibration_frames: int = Field(40, ge=3)
     # obscuration (plume) detection on the last frames
     plume_sharpness_ratio: float = Field(0.45, gt=0, lt=1)
     plume_contrast_ratio: float = Field(0.6, gt=0, lt=1)

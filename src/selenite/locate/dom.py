@@ -7,6 +7,7 @@ DOM in any lunar CRS (equirectangular, polar stereographic, ...) is handled with
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import cv2
@@ -14,6 +15,7 @@ import numpy as np
 import rasterio
 from pyproj import Transformer
 from rasterio.enums import Resampling
+from rasterio.errors import NotGeoreferencedWarning
 
 from selenite.errors import InputError
 from selenite.geo.crs import local_stereographic
@@ -22,15 +24,49 @@ from selenite.geo.raster import RasterInfo, raster_info
 
 @dataclass
 class Dom:
+    """The map. ``georeferenced``: its CRS and transform are real (lon/lat can be given). A plain image (PNG,
+    JPEG, TIFF without CRS) gets a local metric frame instead: x east from its left edge and y north from its top
+    edge (north up), ``gsd_m`` metres per pixel when given (``gsd_known``), else 1 unit per pixel."""
+
     path: str
     info: RasterInfo
+    georeferenced: bool = True
+    gsd_known: bool = True
+    north_up: bool = True
 
     @classmethod
-    def open(cls, path) -> Dom:
-        info = raster_info(path)          # refuses a missing, unreadable or non-lunar raster
-        if info.transform.is_identity:
-            raise InputError(f"DOM {path} has no geotransform")
-        return cls(str(path), info)
+    def open(cls, path, gsd_m: float | None = None, north_up: bool = True) -> Dom:
+        from selenite.geo.raster import open_raster
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            with open_raster(path, require_crs=False) as ds:   # missing or unreadable: one clear error
+                plain = ds.crs is None and ds.transform.is_identity
+                w, h = ds.width, ds.height
+        if not plain:
+            if gsd_m is not None:
+                raise InputError(f"DOM {path} is georeferenced; --dom-gsd is only for a plain image")
+            info = raster_info(path)          # refuses a non-lunar raster
+            if info.transform.is_identity:
+                raise InputError(f"DOM {path} has no geotransform")
+            return cls(str(path), info)
+        if gsd_m is not None and not (np.isfinite(gsd_m) and gsd_m > 0):
+            raise InputError(f"--dom-gsd must be a positive number of metres per pixel, not {gsd_m}")
+        from rasterio.transform import Affine
+
+        g = 1.0 if gsd_m is None else float(gsd_m)
+        info = RasterInfo(local_stereographic(0.0, 0.0), Affine(g, 0, 0, 0, -g, 0), w, h)
+        return cls(str(path), info, georeferenced=False, gsd_known=gsd_m is not None, north_up=north_up)
+
+    @property
+    def units(self) -> str:
+        """The unit of every metric output: metres, or map pixels when a plain map's scale is not known."""
+        return "m" if self.gsd_known else "map px"
+
+    def map_offset(self, col: float, row: float) -> dict:
+        """Position from a plain map's top-left corner: right and down, in its units."""
+        g = abs(self.info.transform.a)
+        return {"right": (col + 0.5) * g, "down": (row + 0.5) * g, "units": self.units}
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -50,7 +86,10 @@ class Dom:
     def read(self, level: int = 0, window: tuple[int, int, int, int] | None = None) -> np.ndarray:
         """Band 1 as float32, decimated by 2**level (area average); window = (col0, row0, width, height) at level 0."""
         f = 2 ** level
-        with rasterio.open(self.path) as ds:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            ds = rasterio.open(self.path)
+        with ds:
             col0, row0, w, h = (0, 0, ds.width, ds.height) if window is None else window
             out_h, out_w = max(int(round(h / f)), 1), max(int(round(w / f)), 1)
             arr = np.full((out_h, out_w), np.nan, np.float32)

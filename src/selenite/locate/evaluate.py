@@ -19,22 +19,26 @@ def evaluate_run(run_dir: str | Path, truth_path: str | Path) -> dict:
     landing = load_json_object(run_dir / "landing.json", "landing.json of the run")
     truth = load_json_object(Path(truth_path), "truth file")
     t = truth.get("landing", truth)
-    if not all(k in t for k in ("lon", "lat")):
-        raise InputError(f"truth file {truth_path} has no landing lon/lat")
+    geo = all(k in t for k in ("lon", "lat")) and landing.get("lon") is not None
+    if not geo and not all(k in t for k in ("dom_col", "dom_row")):
+        raise InputError(f"truth file {truth_path} has no landing lon/lat or DOM pixel")
     px_m = landing.get("dom_pixel_m", float("nan"))
-    out: dict = {"dom_pixel_m": px_m, "sigma_m": landing["sigma_m"]}
+    out: dict = {"dom_pixel_m": px_m, "sigma_m": landing["sigma_m"], "level": landing.get("level", "fine")}
     for name, fix in (("fine", landing), ("coarse", landing["coarse"]),
                       ("before_bundle_adjustment", landing.get("before_bundle_adjustment")),
                       ("bundle_adjustment", landing.get("bundle_adjustment"))):
         if fix is None:
             continue
-        err_m = float(great_circle_distance_m(fix["lon"], fix["lat"], t["lon"], t["lat"]))
+        if geo:
+            err_m = float(great_circle_distance_m(fix["lon"], fix["lat"], t["lon"], t["lat"]))
+        else:
+            err_m = float(np.hypot(fix["dom_col"] - t["dom_col"], fix["dom_row"] - t["dom_row"]) * px_m)
         row = {"error_m": err_m}
         if "dom_col" in t:
             dc, dr = fix["dom_col"] - t["dom_col"], fix["dom_row"] - t["dom_row"]
             row.update({"error_px": float(np.hypot(dc, dr)), "d_col": float(dc), "d_row": float(dr)})
         out[name] = row
-    out["within_1_sigma"] = out["fine"]["error_m"] <= landing["sigma_m"]
+    out["within_1_sigma"] = (landing["sigma_m"] is not None and out["fine"]["error_m"] <= landing["sigma_m"])
     frames = truth.get("frames")
     traj = run_dir / "trajectory.csv"
     if frames and traj.is_file():
@@ -78,7 +82,9 @@ def format_evaluation(ev: dict) -> str:
             r = ev[name]
             px = f"{r['error_px']:.3f}" if "error_px" in r else "-"
             lines.append(f"{name:<26}{r['error_m']:>11.3f}{px:>16}")
-    lines.append(f"stated 1-sigma: {ev['sigma_m']:.3f} m (fine error within it: {ev['within_1_sigma']})")
+    sig = "unknown" if ev["sigma_m"] is None else f"{ev['sigma_m']:.3f} m"
+    lines.append(f"fix level {ev.get('level', 'fine')}; stated 1-sigma: {sig} "
+                 f"(error within it: {ev['within_1_sigma']})")
     if "trajectory" in ev:
         t = ev["trajectory"]
         lines.append(f"trajectory: {t['frames']} frames, median horizontal error {t['median_horizontal_error_m']:.2f} m"

@@ -223,6 +223,18 @@ def fit_alignment(abh: np.ndarray, en: np.ndarray, init: MapAlignment, threshold
     return al, res < threshold_m
 
 
+def to_local_metric(rec, gf: GroundFrame, align: MapAlignment):
+    """A copy of the reconstruction moved into the local metric frame of the map by an alignment."""
+    import pycolmap
+
+    rec = pycolmap.Reconstruction(rec)
+    R = align.rotation() @ gf.matrix
+    T = -align.scale * R @ gf.origin
+    T[:2] += align.t
+    rec.transform(pycolmap.Sim3d(align.scale, pycolmap.Rotation3d(R), T))
+    return rec
+
+
 def bundle_adjust_with_dom(rec, gf: GroundFrame, align: MapAlignment, tie_pids: np.ndarray, tie_en: np.ndarray,
                            px_m: float, threads: int = 2):
     """Move the reconstruction into the local metric frame and bundle-adjust it with the DOM camera fixed.
@@ -231,11 +243,7 @@ def bundle_adjust_with_dom(rec, gf: GroundFrame, align: MapAlignment, tie_pids: 
     """
     import pycolmap
 
-    rec = pycolmap.Reconstruction(rec)
-    R = align.rotation() @ gf.matrix
-    T = -align.scale * R @ gf.origin
-    T[:2] += align.t
-    rec.transform(pycolmap.Sim3d(align.scale, pycolmap.Rotation3d(R), T))
+    rec = to_local_metric(rec, gf, align)
     e0, n0 = tie_en.mean(0)
     half = np.abs(tie_en - [e0, n0]).max(0) / px_m + 10
     f = DOM_CAMERA_HEIGHT_M / px_m

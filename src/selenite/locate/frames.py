@@ -44,6 +44,17 @@ def list_frames(folder: str | Path) -> list[Path]:
     return files
 
 
+def frame_size(path: Path) -> tuple[int, int]:
+    """(width, height) of a frame from its header."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except (UnidentifiedImageError, OSError):
+        raise InputError(f"cannot read frame {path}") from None
+
+
 def check_frames(paths: list[Path], width: int, height: int) -> None:
     """Header checks of every frame before any work: readable, 8/16 bit, the camera's size."""
     from PIL import Image, UnidentifiedImageError

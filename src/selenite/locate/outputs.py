@@ -23,10 +23,15 @@ from selenite.runs import canonical_json  # noqa: E402
 def _fix(dom: Dom, lf: LocalFrame, e: float, n: float) -> dict:
     x, y = lf.local_to_map(np.array([e]), np.array([n]))
     col, row = dom.info.map_to_pixel(np.asarray(x, float), np.asarray(y, float))
-    lon, lat = dom.info.pixel_to_lonlat(np.atleast_1d(col), np.atleast_1d(row))
-    return {"lon": normalize_lon(float(np.atleast_1d(lon)[0]), east_360=True), "lat": float(np.atleast_1d(lat)[0]),
-            "x": float(np.atleast_1d(x)[0]), "y": float(np.atleast_1d(y)[0]),
-            "dom_col": float(np.atleast_1d(col)[0]), "dom_row": float(np.atleast_1d(row)[0])}
+    col, row = float(np.atleast_1d(col)[0]), float(np.atleast_1d(row)[0])
+    out = {"x": float(np.atleast_1d(x)[0]), "y": float(np.atleast_1d(y)[0]), "dom_col": col, "dom_row": row}
+    if dom.georeferenced:
+        lon, lat = dom.info.pixel_to_lonlat(np.atleast_1d(col), np.atleast_1d(row))
+        out.update({"lon": normalize_lon(float(np.atleast_1d(lon)[0]), east_360=True),
+                    "lat": float(np.atleast_1d(lat)[0])})
+    else:
+        out["from_top_left"] = dom.map_offset(col, row)
+    return out
 
 
 def trajectory_table(rec, names: list[str], camera: PinholeCamera, lf: LocalFrame, ground_z: float,
@@ -48,7 +53,8 @@ def trajectory_table(rec, names: list[str], camera: PinholeCamera, lf: LocalFram
         rows.append({"frame": index[n], "file": n, "x": fix["x"], "y": fix["y"], "z": float(C[2] - ground_z),
                      "e_local": float(C[0]), "n_local": float(C[1]),
                      "altitude_m": float(alt), "gsd_m": float(alt) / camera.fx, "roll": roll, "pitch": pitch,
-                     "yaw": yaw, "tilt": tilt, "lon": fix["lon"], "lat": fix["lat"]})
+                     "yaw": yaw, "tilt": tilt, "dom_col": fix["dom_col"], "dom_row": fix["dom_row"],
+                     "lon": fix.get("lon"), "lat": fix.get("lat")})
     return rows
 
 
@@ -78,16 +84,20 @@ def _csv(rows: list[dict], cols: list[str]) -> str:
 
 
 def _geojson(rows: list[dict], landing: dict) -> dict:
+    geo = landing.get("lon") is not None
+    xy = (lambda r: [r["lon"], r["lat"]]) if geo else (lambda r: [r["dom_col"], r["dom_row"]])  # noqa: E731
     feats = [{"type": "Feature", "properties": {"kind": "trajectory"},
-              "geometry": {"type": "LineString", "coordinates": [[r["lon"], r["lat"]] for r in rows]}}]
+              "geometry": {"type": "LineString", "coordinates": [xy(r) for r in rows]}}]
     for r in rows:
-        feats.append({"type": "Feature", "geometry": {"type": "Point", "coordinates": [r["lon"], r["lat"]]},
+        feats.append({"type": "Feature", "geometry": {"type": "Point", "coordinates": xy(r)},
                       "properties": {"kind": "frame", "frame": r["frame"], "altitude_m": round(r["altitude_m"], 3),
                                      "gsd_m": round(r["gsd_m"], 5), "yaw": round(r["yaw"], 2)}})
-    feats.append({"type": "Feature", "geometry": {"type": "Point", "coordinates": [landing["lon"], landing["lat"]]},
-                  "properties": {"kind": "landing", "sigma_m": landing["sigma_m"]}})
+    feats.append({"type": "Feature", "geometry": {"type": "Point", "coordinates": xy(landing)},
+                  "properties": {"kind": "landing", "sigma_m": landing["sigma_m"], "level": landing["level"]}})
     return {"type": "FeatureCollection",
-            "crs_note": "lon/lat: planetocentric degrees east on the IAU 2015 Moon sphere (IAU_2015:30100)",
+            "crs_note": ("lon/lat: planetocentric degrees east on the IAU 2015 Moon sphere (IAU_2015:30100)" if geo
+                         else "map pixels (column, row from the top-left pixel's centre): the map has no "
+                              "georeference"),
             "features": feats}
 
 
@@ -152,29 +162,55 @@ def write_outputs(tmp: dict, root: Path, names: list[str], finfo: dict, camera: 
 
     fine = json.loads((root / "work/fine.json").read_text())
     coarse = json.loads((root / "work/coarse.json").read_text())
+    cal = None
+    if (root / "calibration.json").is_file():
+        c = json.loads((root / "calibration.json").read_text())
+        cal = {k: c[k] for k in ("camera", "self_calibrated", "sigma", "reprojection_rms_px", "frames_used")
+               if k in c}
     search = json.loads((root / "search.json").read_text())
     lf = LocalFrame(dom, fine["lon0"], fine["lat0"])
-    fix = _fix(dom, lf, *fine["landing_en"])
-    landing = {**fix, "sigma_m": fine["sigma_m"],
-               "sigma_ellipse_m": {"east": fine["sigma_en"][0], "north": fine["sigma_en"][1]},
-               "coarse": None if "error" in coarse else {k: coarse[k] for k in ("lon", "lat", "x", "y", "dom_col",
-                                                                                  "dom_row")},
-               "method": fine.get("method", "bundle adjustment"),
-               "bundle_adjustment": {**_fix(dom, lf, *fine.get("landing_en_ba", fine["landing_en"])),
-                                     "sigma_m": fine.get("sigma_m_ba", fine["sigma_m"])},
-               "direct_fixes": len(fine.get("direct_fixes", [])),
-               "before_bundle_adjustment": _fix(dom, lf, *fine["landing_en_before_ba"]),
-               "frames_used": len([n for n in names]), "frames_total": finfo["count"],
-               "frames_obscured": [f["index"] for f in finfo["frames"] if f["obscured"]],
-               "keyframes": [k["index"] for k in search["keyframes"] if k["H_t2dom"] is not None],
-               "best_keyframe": search["best_keyframe"], "dom_crs": dom.info.crs.to_string(),
-               "dom_pixel_m": fine["dom_px_m"], "ties": fine["tie_inliers"]}
+    coarse_fix = None
+    if "error" not in coarse:
+        coarse_fix = {k: coarse[k] for k in ("lon", "lat", "x", "y", "dom_col", "dom_row", "sigma_m", "sigma_basis")
+                      if k in coarse}
+        if not dom.georeferenced:
+            coarse_fix["from_top_left"] = dom.map_offset(coarse["dom_col"], coarse["dom_row"])
+    common = {"coarse": coarse_fix,
+              "frames_used": len(names), "frames_total": finfo["count"],
+              "frames_obscured": [f["index"] for f in finfo["frames"] if f["obscured"]],
+              "keyframes": [k["index"] for k in search["keyframes"] if k["H_t2dom"] is not None],
+              "best_keyframe": search["best_keyframe"], "dom_crs": dom.info.crs.to_string(),
+              "dom_georeferenced": dom.georeferenced, "units": dom.units, "dom_pixel_m": fine["dom_px_m"]}
+    if "error" not in fine:
+        landing = {"level": "fine", **_fix(dom, lf, *fine["landing_en"]), "sigma_m": fine["sigma_m"],
+                   "sigma_ellipse_m": {"east": fine["sigma_en"][0], "north": fine["sigma_en"][1]},
+                   **common, "method": fine.get("method", "bundle adjustment"),
+                   "bundle_adjustment": {**_fix(dom, lf, *fine.get("landing_en_ba", fine["landing_en"])),
+                                         "sigma_m": fine.get("sigma_m_ba", fine["sigma_m"])},
+                   "direct_fixes": len(fine.get("direct_fixes", [])),
+                   "before_bundle_adjustment": _fix(dom, lf, *fine["landing_en_before_ba"]),
+                   "ties": fine["tie_inliers"]}
+        cov = np.array(fine["cov_en"])
+    elif coarse_fix is not None:
+        # the fine step could not tie the frames to the map: the coarse fix, with what limited it
+        landing = {"level": "coarse", **coarse_fix, **common, "method": "homography chain",
+                   "limited_by": f"fine step: {fine['error']}"}
+        sig = coarse_fix.get("sigma_m")
+        cov = np.eye(2) * (sig ** 2 / 2 if sig is not None else 0.0)
+    else:
+        landing = {"level": "map search", **_fix(dom, lf, *fine["landing_en_search"]), "sigma_m": None,
+                   "sigma_basis": "unknown: one keyframe's registration places the reconstruction", **common,
+                   "method": "map search alignment",
+                   "limited_by": f"fine step: {fine['error']}; coarse step: {coarse['error']}"}
+        cov = np.zeros((2, 2))
+    if cal is not None:
+        landing["camera"] = cal
     rows = trajectory_table(rec, names, camera, lf, fine["ground_z"], finfo)
     landing["frames_reconstructed"] = len(rows)
     pos = np.array([[r["e_local"], r["n_local"], r["z"]] for r in rows])
     man = detect_maneuvers(pos, np.array([r["altitude_m"] for r in rows]), np.array([r["tilt"] for r in rows]),
                            np.array([r["yaw"] for r in rows]), [r["frame"] for r in rows])
-    if landing["coarse"] is None:
+    if coarse_fix is None:
         landing["coarse_error"] = coarse["error"]
     Path(tmp["landing.json"]).write_text(canonical_json(landing) + "\n")
     Path(tmp["trajectory.csv"]).write_text(_csv(rows, ["frame", "x", "y", "z", "altitude_m", "gsd_m", "roll",
@@ -184,7 +220,7 @@ def write_outputs(tmp: dict, root: Path, names: list[str], finfo: dict, camera: 
     Path(tmp["poses.json"]).write_text(canonical_json(poses_record(rec, names, camera, lf, fine["ground_z"],
                                                                    finfo)) + "\n")
     plot_trajectory(tmp["trajectory.png"], rows, man)
-    plot_fix(tmp["map_fix.png"], dom, landing, landing["coarse"], np.array(fine["cov_en"]), fine["dom_px_m"])
+    plot_fix(tmp["map_fix.png"], dom, landing, landing["coarse"], cov, fine["dom_px_m"])
     write_report(tmp["report.html"], "selenite — descent localisation",
                  [locate_section(landing, man, search, fine, finfo, tmp["trajectory.png"], tmp["map_fix.png"])],
                  subtitle=f"{finfo['count']} frames, DOM {Path(dom.path).name}")

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from selenite.errors import InputError, SeleniteError
-from selenite.geo.camera import PinholeCamera
+from selenite.errors import InputError, RunError, SeleniteError
+from selenite.geo.camera import Camera, PinholeCamera, camera_from_dict, load_camera_spec
 from selenite.locate.config import LocateConfig
 from selenite.locate.dom import Dom
 from selenite.locate.features import Features, make_extractor, resize_for_matching
@@ -25,6 +25,7 @@ from selenite.locate.frames import (
     adaptive_sample,
     check_frames,
     detect_obscured,
+    frame_size,
     frame_statistics,
     list_frames,
     read_frame,
@@ -69,26 +70,33 @@ def _load_features(path: Path) -> dict[str, tuple[Features, float]]:
 
 
 def run_locate(frames_dir: str | Path, dom_path: str | Path, camera_path: str | Path, out: str | Path,
-               cfg: LocateConfig, *, force: bool = False, progress=None) -> Path:
-    """Run the whole localisation into ``out``; returns the path of landing.json."""
+               cfg: LocateConfig, *, force: bool = False, progress=None, dom_gsd_m: float | None = None,
+               dom_north_up: bool = True) -> Path:
+    """Run the whole localisation into ``out``; returns the path of landing.json. A DOM without georeference
+    (a plain image) is placed in a local frame of ``dom_gsd_m`` metres per pixel (unknown: map pixels)."""
     notify = progress or (lambda step, frac: None)
-    camera = PinholeCamera.from_json(camera_path)
+    spec = load_camera_spec(camera_path)
     paths = list_frames(frames_dir)
-    dom = Dom.open(dom_path)
+    dom = Dom.open(dom_path, gsd_m=dom_gsd_m, north_up=dom_north_up)
+    camera = spec.resolve(*frame_size(paths[0]))
     check_frames(paths, camera.width, camera.height)
+    calibrate = {"auto": spec.self_calibrate, "on": True, "off": False}[cfg.self_calibrate]
     out = Path(out)
     created = not out.exists() or (out.is_dir() and not any(out.iterdir()))
     try:
-        return _run(paths, dom_path, camera_path, camera, dom, frames_dir, out, cfg, force, notify)
+        return _run(paths, dom_path, camera_path, camera, calibrate, dom, frames_dir, out, cfg, force, notify)
     except SeleniteError:
         if created and out.is_dir():
             shutil.rmtree(out, ignore_errors=True)   # nothing half-written for a run that never got going
         raise
 
 
-def _run(paths, dom_path, camera_path, camera, dom, frames_dir, out, cfg, force, notify) -> Path:
+def _run(paths, dom_path, camera_path, camera: Camera, calibrate: bool, dom, frames_dir, out, cfg, force,
+         notify) -> Path:
     params = {"config": json.loads(cfg.model_dump_json()), "frames_dir": str(Path(frames_dir).resolve()),
-              "dom": str(Path(dom_path).resolve()), "camera": camera.to_dict()}
+              "dom": str(Path(dom_path).resolve()), "camera": camera.to_dict(), "self_calibrate": calibrate,
+              "dom_georeferenced": dom.georeferenced, "dom_gsd_m": abs(dom.info.transform.a),
+              "dom_gsd_known": dom.gsd_known}
     with Run(out, command="locate run", params=params, force=force) as run:
         run.add_input(dom_path, "dom")
         run.add_input(camera_path, "camera")
@@ -123,6 +131,34 @@ def _run(paths, dom_path, camera_path, camera, dom, frames_dir, out, cfg, force,
         finfo = _read_json(run.path("frames.json"))
         names = [paths[i].name for i in finfo["sampled"]]
 
+        # 1b. lens: self-calibration, then every usable frame resampled to a distortion-free pinhole ----------
+        if calibrate or camera.has_distortion:
+            from selenite.locate.calibrate import self_calibrate, undistort_frames
+
+            def make_calibration(tmp):
+                res = {"initial": camera.to_dict(), "camera": camera.to_dict(), "self_calibrated": False}
+                if calibrate:
+                    res = {**self_calibrate(paths, finfo["usable"], camera, cfg.calibration_features,
+                                            cfg.max_keypoints, cfg.max_side, cfg.calibration_frames, cfg.threads,
+                                            cfg.seed, notify), "self_calibrated": True}
+                _write_json(tmp["calibration.json"], res)
+
+            run.step("calibration", ["calibration.json"], make_calibration,
+                     params={k: cfgp[k] for k in ("calibration_features", "calibration_frames", "max_keypoints",
+                                                  "max_side", "seed")}, reads=["frames.json"])
+            lens = camera_from_dict(_read_json(run.path("calibration.json"))["camera"])
+            def make_undistorted(tmp):
+                folder = Path(tmp["work/undistorted/camera.json"]).parent
+                pin, _ = undistort_frames(paths, finfo["usable"], lens, folder)
+                _write_json(tmp["work/undistorted/camera.json"], pin)
+
+            run.step("undistort", ["work/undistorted/camera.json"], make_undistorted, reads=["calibration.json"])
+            camera = PinholeCamera.from_dict(_read_json(run.path("work/undistorted/camera.json")))
+            folder = run.path("work/undistorted")
+            paths = [folder / f"{i:05d}.png" if i in set(finfo["usable"]) else p for i, p in enumerate(paths)]
+            if not all(paths[i].is_file() for i in finfo["usable"]):
+                raise SeleniteError("the undistorted frames of this run are missing; rerun with --force")
+
         # 2. features -----------------------------------------------------------------------------------------
         def make_features(tmp):
             ext = make_extractor(cfg.features, cfg.max_keypoints, cfg.threads)
@@ -131,7 +167,7 @@ def _run(paths, dom_path, camera_path, camera, dom, frames_dir, out, cfg, force,
                 notify("features", k / len(names))
                 small, q = resize_for_matching(to_uint8(read_frame(paths[i])), cfg.max_side)
                 f = ext(small)
-                n = paths[i].name
+                n = names[k]
                 arrays.update({f"kp_{n}": f.keypoints, f"desc_{n}": f.descriptors, f"score_{n}": f.scores,
                                f"scale_{n}": np.array(q)})
             with open(tmp["work/features.npz"], "wb") as fh:
@@ -201,8 +237,13 @@ def _run(paths, dom_path, camera_path, camera, dom, frames_dir, out, cfg, force,
             geo = _read_json(run.path("work/geometry.json"))
             s = _read_json(run.path("search.json"))
             feats = _load_features(run.path("work/features.npz"))
-            res, rec = solve.fine(_load_reconstruction(run.path("work/sfm")), geo, s, feats, paths, finfo, camera,
-                                  dom, cfg, notify)
+            rec0 = _load_reconstruction(run.path("work/sfm"))
+            try:
+                res, rec = solve.fine(rec0, geo, s, feats, paths, finfo, camera, dom, cfg, notify)
+            except RunError as exc:
+                # a fix exists (the map search found the descent): keep it, say what limited it
+                log.warning("fine step: %s; the coarse fix is reported", exc)
+                res, rec = solve.unrefined(rec0, geo, s, cfg, str(exc))
             _save_reconstruction(rec, tmp, "work/sfm_fine")
             _write_json(tmp["work/fine.json"], res)
 

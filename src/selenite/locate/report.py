@@ -9,12 +9,22 @@ from selenite.report.html import Section, png_data_uri
 
 def locate_section(landing: dict, man: dict, search: dict, fine: dict, finfo: dict, traj_png, fix_png) -> Section:
     sec = Section("Descent localisation")
+    sec.paragraphs.append(landing_sentence(landing)
+                          + (f" from {fine['tie_inliers']} tie points to the DOM." if "tie_inliers" in fine else "."))
+    if landing.get("limited_by"):
+        sec.paragraphs.append(f"Fix level: {landing['level']}; limited by the {landing['limited_by']}.")
     sec.paragraphs.append(
-        f"Landing point {landing['lat']:.6f}°, {landing['lon']:.6f}°E (DOM pixel {landing['dom_col']:.2f}, "
-        f"{landing['dom_row']:.2f}), 1-σ {landing['sigma_m']:.2f} m from {fine['tie_inliers']} tie points to the "
-        + (f"DOM. The coarse fix (homography chain, the published method) is at DOM pixel "
-           f"{landing['coarse']['dom_col']:.2f}, {landing['coarse']['dom_row']:.2f}." if landing["coarse"] else
-           f"DOM. No coarse fix (homography chain, the published method): {landing.get('coarse_error', '')}."))
+        f"The coarse fix (homography chain, the published method) is at DOM pixel "
+        f"{landing['coarse']['dom_col']:.2f}, {landing['coarse']['dom_row']:.2f}." if landing["coarse"] else
+        f"No coarse fix (homography chain, the published method): {landing.get('coarse_error', '')}.")
+    if landing.get("camera", {}).get("self_calibrated"):
+        c, sg = landing["camera"]["camera"], landing["camera"].get("sigma") or {}
+        sec.paragraphs.append(
+            f"Lens self-calibrated ({c.get('model', 'pinhole')}): "
+            f"fx {c['fx']:.2f} ± {sg.get('fx', float('nan')):.2f} px, "
+            f"fy {c['fy']:.2f} ± {sg.get('fy', float('nan')):.2f} px, k1 {c['k1']:.4f}, k2 {c['k2']:.4f}; "
+            f"reprojection {landing['camera']['reprojection_rms_px']:.2f} px over "
+            f"{landing['camera']['frames_used']} frames.")
     obsc = landing["frames_obscured"]
     sec.paragraphs.append(
         f"{finfo['count']} frames; {len(obsc)} obscured at the end "
@@ -38,6 +48,16 @@ def locate_section(landing: dict, man: dict, search: dict, fine: dict, finfo: di
     sec.figures.append((png_data_uri(Path(traj_png).read_bytes()), "Reconstructed trajectory, altitude and GSD."))
     sec.figures.append((png_data_uri(Path(fix_png).read_bytes()), "Coarse and fine landing fixes on the DOM."))
     return sec
+
+
+def landing_sentence(landing: dict) -> str:
+    """One line: where the lander is, at what level, with its σ (a plain map: pixels and offsets only)."""
+    where = (f"{landing['lat']:.6f}°, {landing['lon']:.6f}°E, " if landing.get("lon") is not None else "")
+    sig = landing.get("sigma_m")
+    unit = landing.get("units", "m")
+    sig_s = f"1-σ {sig:.2f} {unit}" if sig is not None else "σ unknown"
+    return (f"Landing point ({landing.get('level', 'fine')} fix): {where}DOM pixel ({landing['dom_col']:.2f}, "
+            f"{landing['dom_row']:.2f}), {sig_s}")
 
 
 def locate_section_from_run(run_dir, truth_path=None) -> Section:

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from selenite.errors import RunError
-from selenite.geo.camera import PinholeCamera
+from selenite.geo.camera import Camera, FisheyeCamera, PinholeCamera
 from selenite.locate.features import Extractor, Features
 
 log = logging.getLogger(__name__)
@@ -63,23 +63,42 @@ def match_pairs(feats: list[Features], pairs: list[tuple[int, int]], extractor: 
     return out
 
 
-def colmap_camera(camera: PinholeCamera):
+def colmap_camera(camera: Camera, distorted: bool | None = None):
+    """The pycolmap camera of a selenite camera; ``distorted`` forces a model with distortion parameters (to be
+    refined) even when they are zero."""
     import pycolmap
 
-    if camera.has_distortion:
-        params = [camera.fx, camera.fy, camera.cx + 0.5, camera.cy + 0.5, camera.k1, camera.k2, camera.p1, camera.p2]
-        model = "OPENCV"
+    base = [camera.fx, camera.fy, camera.cx + 0.5, camera.cy + 0.5]
+    if isinstance(camera, FisheyeCamera):
+        model, params = "OPENCV_FISHEYE", [*base, camera.k1, camera.k2, camera.k3, camera.k4]
+    elif camera.k3:
+        model, params = "FULL_OPENCV", [*base, camera.k1, camera.k2, camera.p1, camera.p2, camera.k3, 0, 0, 0]
+    elif camera.has_distortion or distorted:
+        model, params = "OPENCV", [*base, camera.k1, camera.k2, camera.p1, camera.p2]
     else:
-        params = [camera.fx, camera.fy, camera.cx + 0.5, camera.cy + 0.5]
-        model = "PINHOLE"
+        model, params = "PINHOLE", base
     cam = pycolmap.Camera(model=model, width=camera.width, height=camera.height, params=params)
     cam.has_prior_focal_length = True
     return cam
 
 
-def reconstruct(workdir: Path, camera: PinholeCamera, names: list[str], feats: list[Features],
-                pair_matches: list[PairMatch], min_inliers: int, threads: int = 2, seed: int = 0):
-    """Incremental SfM; returns the largest pycolmap Reconstruction (image names = ``names``)."""
+def camera_from_colmap(cam, like: Camera) -> Camera:
+    """The selenite camera of a (refined) pycolmap camera of the same model as ``like``."""
+    p = [float(v) for v in cam.params]
+    base = {"width": like.width, "height": like.height, "fx": p[0], "fy": p[1], "cx": p[2] - 0.5, "cy": p[3] - 0.5}
+    if isinstance(like, FisheyeCamera):
+        return FisheyeCamera(**base, k1=p[4], k2=p[5], k3=p[6], k4=p[7])
+    if len(p) >= 8:
+        return PinholeCamera(**base, k1=p[4], k2=p[5], p1=p[6], p2=p[7], k3=p[8] if len(p) > 8 else 0.0)
+    return PinholeCamera(**base)
+
+
+def reconstruct(workdir: Path, camera: Camera, names: list[str], feats: list[Features],
+                pair_matches: list[PairMatch], min_inliers: int, threads: int = 2, seed: int = 0,
+                refine_intrinsics: bool = False):
+    """Incremental SfM; returns the largest pycolmap Reconstruction (image names = ``names``). With
+    ``refine_intrinsics`` the focal length and distortion are refined in every bundle adjustment (the principal
+    point stays at its given place: a descent's nearly parallel views barely constrain it)."""
     import pycolmap
 
     pycolmap.logging.minloglevel = 2 if log.getEffectiveLevel() > logging.DEBUG else 0
@@ -87,7 +106,7 @@ def reconstruct(workdir: Path, camera: PinholeCamera, names: list[str], feats: l
     db_path = workdir / "database.db"
     db_path.unlink(missing_ok=True)
     db = pycolmap.Database.open(str(db_path))
-    cam_id = db.write_camera(colmap_camera(camera))
+    cam_id = db.write_camera(colmap_camera(camera, distorted=refine_intrinsics))
     ids = []
     for name, f in zip(names, feats, strict=True):
         image_id = db.write_image(pycolmap.Image(name=name, camera_id=cam_id))
@@ -105,9 +124,9 @@ def reconstruct(workdir: Path, camera: PinholeCamera, names: list[str], feats: l
     pairs_path.write_text("".join(lines))
     pycolmap.verify_matches(str(db_path), str(pairs_path))
     opts = pycolmap.IncrementalPipelineOptions()
-    opts.ba_refine_focal_length = False
+    opts.ba_refine_focal_length = refine_intrinsics
     opts.ba_refine_principal_point = False
-    opts.ba_refine_extra_params = False
+    opts.ba_refine_extra_params = refine_intrinsics
     opts.extract_colors = False
     opts.num_threads = threads
     opts.random_seed = seed

@@ -261,27 +261,41 @@ def coarse(geo: dict, s: dict, pairs: dict, names: list[str], camera: PinholeCam
                 prev[nxt] = (node, H)
                 heapq.heappush(heap, (d + c, nxt))
     registered = sorted((k for k in s["keyframes"] if k["H_t2dom"] is not None), key=lambda k: -k["inliers"])
-    kf = next((k for k in registered if pos[k["name"]] in dist), None)
-    if kf is None:
+    reachable = [k for k in registered if pos[k["name"]] in dist]
+    if not reachable:
         return {"error": "no chain of matched frames links the last clear frame to a keyframe registered on the DOM"}
-    goal = pos[kf["name"]]
-    chain = []
-    node = goal
-    while node != start:
-        p, H = prev[node]
-        chain.append(H)
-        node = p
-    p = np.array([camera.cx, camera.cy])
-    for H in reversed(chain):
-        p = _apply_h(H, p)
-    tp = _apply_h(np.linalg.inv(np.array(kf["H_t2f"])), p)
-    d = _apply_h(np.array(kf["H_t2dom"]), tp)
+
+    def through(kf):
+        chain, node = [], pos[kf["name"]]
+        while node != start:
+            p_, H = prev[node]
+            chain.append(H)
+            node = p_
+        p = np.array([camera.cx, camera.cy])
+        for H in reversed(chain):
+            p = _apply_h(H, p)
+        tp = _apply_h(np.linalg.inv(np.array(kf["H_t2f"])), p)
+        return _apply_h(np.array(kf["H_t2dom"]), tp), len(chain)
+
+    fixes = [through(k) for k in reachable]
+    kf = reachable[0]
+    d, chain_length = fixes[0]
+    # σ: the scatter of the same point carried through every other registered keyframe (each has its own chain
+    # and its own registration); unknown with a single keyframe
+    px_m = dom.pixel_size_m(d[0], d[1])
+    pts = np.array([f[0] for f in fixes])
+    sigma_px = float(np.sqrt(np.mean(np.sum((pts[1:] - d) ** 2, axis=1)))) if len(pts) > 1 else None
     x, y = dom.info.pixel_to_map(d[0], d[1])
-    lon, lat = dom.info.pixel_to_lonlat(np.array([d[0]]), np.array([d[1]]))
-    return {"dom_col": float(d[0]), "dom_row": float(d[1]), "x": float(x), "y": float(y),
-            "lon": normalize_lon(float(lon[0]), east_360=True), "lat": float(lat[0]),
-            "chain_length": len(chain), "keyframe": kf["name"],
-            "start_frame": names[start]}
+    out = {"dom_col": float(d[0]), "dom_row": float(d[1]), "x": float(x), "y": float(y),
+           "chain_length": chain_length, "keyframe": kf["name"], "start_frame": names[start],
+           "keyframes_reached": len(reachable),
+           "sigma_m": None if sigma_px is None else max(sigma_px, 1.0) * px_m,
+           "sigma_basis": ("RMS distance of the fixes through the other registered keyframes (at least 1 DOM px)"
+                           if sigma_px is not None else "unknown: a single keyframe reached")}
+    if dom.georeferenced:
+        lon, lat = dom.info.pixel_to_lonlat(np.array([d[0]]), np.array([d[1]]))
+        out.update({"lon": normalize_lon(float(lon[0]), east_360=True), "lat": float(lat[0])})
+    return out
 
 
 # -----------------------------------------------------------------------------------------------------------
@@ -421,6 +435,23 @@ def fine(rec, geo: dict, s: dict, feats: dict, paths, finfo: dict, camera: Pinho
         "lon0": s["lon0"], "lat0": s["lat0"], "dom_px_m": px,
         "direct_fixes": [vars(f) for f in fixes],
     }, rec_ba
+
+
+def unrefined(rec, geo: dict, s: dict, cfg: LocateConfig, error: str):
+    """When the fine step cannot tie the frames to the map: the reconstruction placed by the map search's
+    alignment alone (its best keyframe's registration), so the trajectory and a landing point still come out."""
+    from selenite.locate.fine import MapAlignment, to_local_metric
+
+    a0 = s["alignment"]
+    align = MapAlignment(a0["scale"], a0["phi"], np.array(a0["t"]), np.zeros(2))
+    rec_m = to_local_metric(rec, _gf(geo), align)
+    poses = poses_from_reconstruction(rec_m)
+    reg = [f["name"] for f in geo["frames"] if f["name"] in poses]
+    cen = np.array([-poses[n][0].T @ poses[n][1] for n in reg])
+    xyz = np.array([p.xyz for p in rec_m.points3D.values()])
+    land, zg = landing_from(cen, xyz, cfg.vertical_frames)
+    return {"error": error, "ground_z": zg, "landing_en_search": land.tolist(), "lon0": s["lon0"],
+            "lat0": s["lat0"], "dom_px_m": s["dom_px_m"]}, rec_m
 
 
 def combine_fixes(fixes: list, lf: LocalFrame, px: float, sys_rms: float, min_frames: int = 3):

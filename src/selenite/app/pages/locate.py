@@ -15,12 +15,21 @@ root = ui.choose_run("locate", "Locate the synthetic world's descent", core.live
 if root is not None:
     landing = json.loads((root / "landing.json").read_text())
     m = st.columns(4)
-    m[0].metric("landing latitude", f"{landing['lat']:.5f}°")
-    m[1].metric("landing longitude", f"{landing['lon']:.5f}° E")
-    m[2].metric("σ (1-σ, m)", f"{landing['sigma_m']:.2f}")
+    if landing.get("lon") is not None:
+        m[0].metric("landing latitude", f"{landing['lat']:.5f}°")
+        m[1].metric("landing longitude", f"{landing['lon']:.5f}° E")
+    else:
+        m[0].metric("landing map column", f"{landing['dom_col']:.1f}")
+        m[1].metric("landing map row", f"{landing['dom_row']:.1f}")
+    unit = landing.get("units", "m")
+    m[2].metric(f"σ (1-σ, {unit}; {landing.get('level', 'fine')} fix)",
+                "unknown" if landing["sigma_m"] is None else f"{landing['sigma_m']:.2f}")
     m[3].metric("frames reconstructed", f"{landing.get('frames_reconstructed', '—')} / {landing['frames_total']}")
-    st.image(str(root / "map_fix.png"), caption="The DOM around the landing: coarse fix, fine fix and the σ-ellipse "
-             f"(σ east {landing['sigma_ellipse_m']['east']:.2f} m, north {landing['sigma_ellipse_m']['north']:.2f} m).")
+    ell = landing.get("sigma_ellipse_m")
+    st.image(str(root / "map_fix.png"), caption="The DOM around the landing: coarse fix, fine fix and the σ-ellipse"
+             + (f" (σ east {ell['east']:.2f} {unit}, north {ell['north']:.2f} {unit})." if ell else "."))
+    if landing.get("limited_by"):
+        st.warning(f"Fix level {landing['level']}: limited by the {landing['limited_by']}.")
     traj = pd.read_csv(root / "trajectory.csv")
     c1, c2 = st.columns(2)
     with c1:
