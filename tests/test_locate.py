@@ -208,7 +208,10 @@ def test_small_world_outputs_follow_the_contract(small_run):
     first = truth["maneuvers"]["first_obscured_frame"]
     assert land["frames_obscured"][0] in (first, first + 1) and land["frames_obscured"][-1] == len(truth["frames"]) - 1
     header = (run / "trajectory.csv").read_text().splitlines()[0]
-    assert header == "frame,x,y,z,altitude_m,gsd_m,roll,pitch,yaw"
+    assert header == "frame,x,y,z,altitude_m,gsd_m,roll,pitch,yaw,time_s"
+    ph = json.loads((run / "phases.json").read_text())
+    assert ph["time_source"] == "frame" and len(ph["speeds"]) == land["frames_reconstructed"]
+    assert [p["name"] for p in ph["phases"]][1:] == ["powered descent", "final vertical descent"]
     gj = json.loads((run / "trajectory.geojson").read_text())
     assert gj["features"][0]["geometry"]["type"] == "LineString"
     assert (run / "report.html").read_text().count("data:image/png;base64,") >= 2

@@ -121,3 +121,24 @@ def test_when_the_fine_step_cannot_tie_the_coarse_fix_is_kept_with_its_reason(fi
     # 1.9 m error, so it is still too small; see docs/methods/locate.md)
     assert land["sigma_m"] is not None and land["sigma_m"] > 0
     assert (run / "trajectory.csv").is_file() and (run / "report.html").is_file()
+
+
+@pytest.mark.slow
+def test_frames_of_other_ground_are_not_located(fisheye_case, fisheye_run, tmp_path, shared_data):
+    """A mismatched pair: the descent over one NAC crop against the map of another; one line, exit 2."""
+    from tests.test_cli import run_cli
+
+    case, lens, _ = fisheye_case
+    other = cv2.imread(str(shared_data / "images/nac_change4_crops/train/M115143943_mosaic_train_small.png"),
+                       cv2.IMREAD_GRAYSCALE)
+    wrong = tmp_path / "wrong_map.png"
+    cv2.imwrite(str(wrong), other)
+    cam = tmp_path / "lens.json"
+    cam.write_text(json.dumps(lens.to_dict()))
+    out = tmp_path / "run"
+    proc = run_cli("locate", "run", "--frames", case / "frames", "--dom", wrong, "--dom-gsd", "0.5",
+                   "--camera", cam, "--start-altitude", "140", "--out", out)
+    # progress bars above it, then one error line; no traceback
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "do not overlap the DOM" in proc.stderr.strip().splitlines()[-1]
+    assert not (out / "landing.json").exists()

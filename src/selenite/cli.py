@@ -694,6 +694,9 @@ def locate_run(
     config: ConfigOpt = None,
     features: Annotated[str | None, typer.Option(
         help="Local features: xfeat (default), aliked (ALIKED + LightGlue) or sift.")] = None,
+    times: Annotated[Path | None, typer.Option(
+        "--times", help="CSV file,time_s of the frames (default: clock times in the file names, HH_MM_SS or "
+        "HHMMSS, else the frame number).")] = None,
     dom_gsd: Annotated[float | None, typer.Option(
         "--dom-gsd", help="Metres per pixel of a plain-image DOM (without it, distances are in map pixels).")] = None,
     dom_north_up: Annotated[bool, typer.Option(
@@ -714,7 +717,7 @@ def locate_run(
                                     "self_calibrate": self_calibrate})
     with progress_bar() as notify:
         path = run_locate(frames, dom, camera, out, cfg, force=force, progress=notify, dom_gsd_m=dom_gsd,
-                          dom_north_up=dom_north_up)
+                          dom_north_up=dom_north_up, times_csv=times)
     from selenite.locate.report import landing_sentence
 
     land = json.loads(path.read_text())
@@ -959,6 +962,51 @@ def bench_locate(
         typer.echo(markdown(rows, machine_line()))
         return
     update_section(output, "locate", markdown(rows, machine_line()))
+    say(f"updated {output}")
+
+
+@bench_app.command("locate-real")
+def bench_locate_real(
+    work: Annotated[Path, typer.Option("--work", help="Folder for the run and the baselines.")],
+    data: Annotated[Path, typer.Option("--data", help="Shared data folder (descent/mars2020_lvs).")] = Path(
+        "../shared/data"),
+    preset: Annotated[str, typer.Option("--locate-preset", help="Locate preset to benchmark.")] = "default",
+    output: Annotated[Path, typer.Option("--output", help="Benchmarks file to update.")] = Path("docs/benchmarks.md"),
+) -> None:
+    """A real descent (Mars 2020 LCAM) on its unreferenced map, with the published and SIFT baselines."""
+    from selenite.bench.locate_real import real_markdown, run_real
+    from selenite.bench.record import machine_line, update_section
+    from selenite.errors import InputError
+
+    if not (data / "descent" / "mars2020_lvs" / "frames").is_dir():
+        raise InputError(f"the Mars 2020 descent is not under {data}/descent/mars2020_lvs")
+    row = run_real(data, work, preset)
+    say(json.dumps({k: v for k, v in row.items() if k not in ("phases", "camera")}))
+    update_section(output, "locate-real", real_markdown(row, machine_line()))
+    say(f"updated {output}")
+
+
+@bench_app.command("locate-drape")
+def bench_locate_drape(
+    work: Annotated[Path, typer.Option("--work", help="Folder for the cases and runs.")],
+    data: Annotated[Path, typer.Option("--data", help="Shared data folder (the NAC crops).")] = Path(
+        "../shared/data"),
+    cases: Annotated[list[str] | None, typer.Option("--case", help="Cases to run (repeatable); default all.")] = None,
+    preset: Annotated[str, typer.Option("--locate-preset", help="Locate preset to benchmark.")] = "default",
+    output: Annotated[Path, typer.Option("--output", help="Benchmarks file to update.")] = Path("docs/benchmarks.md"),
+) -> None:
+    """Descents from the second generator (real NAC images draped on relief, ray-cast lenses), with mismatched
+    pairs for the false-fix rate."""
+    from selenite.bench.locate_drape import drape_markdown, run_drape_bench
+    from selenite.bench.record import machine_line, update_section
+    from selenite.errors import InputError
+
+    if not (data / "images" / "nac_change4_crops").is_dir():
+        raise InputError(f"the NAC crops are not under {data}/images/nac_change4_crops")
+    rows = run_drape_bench(data, work, preset, cases, progress=say)
+    for r in rows:
+        say(json.dumps(r))
+    update_section(output, "locate-drape", drape_markdown(rows, machine_line()))
     say(f"updated {output}")
 
 

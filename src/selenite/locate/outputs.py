@@ -16,6 +16,7 @@ from selenite.geo.crs import normalize_lon  # noqa: E402
 from selenite.locate.dom import Dom, LocalFrame, dom_to_uint8  # noqa: E402
 from selenite.locate.geometry import GroundFrame, frame_altitudes  # noqa: E402
 from selenite.locate.maneuvers import detect_maneuvers  # noqa: E402
+from selenite.locate.phases import descent_phases  # noqa: E402
 from selenite.locate.sfm import poses_from_reconstruction  # noqa: E402
 from selenite.runs import canonical_json  # noqa: E402
 
@@ -101,26 +102,26 @@ def _geojson(rows: list[dict], landing: dict) -> dict:
             "features": feats}
 
 
-def plot_trajectory(path, rows: list[dict], man: dict) -> None:
+def plot_trajectory(path, rows: list[dict], man: dict, phases: dict | None = None) -> None:
     e = np.array([r["e_local"] for r in rows])
     n = np.array([r["n_local"] for r in rows])
     z = np.array([r["z"] for r in rows])
-    fig = plt.figure(figsize=(12, 4.2))
-    ax = fig.add_subplot(1, 3, 1, projection="3d")
+    fig = plt.figure(figsize=(16, 4.2))
+    ax = fig.add_subplot(1, 4, 1, projection="3d")
     ax.plot(e, n, z, "-o", ms=2, color="tab:blue")
     ax.scatter([e[-1]], [n[-1]], [0], color="red", marker="x", s=50)
     ax.set_xlabel("east (m)")
     ax.set_ylabel("north (m)")
     ax.set_zlabel("height (m)")
     ax.set_title("reconstructed descent")
-    ax2 = fig.add_subplot(1, 3, 2)
+    ax2 = fig.add_subplot(1, 4, 2)
     ax2.plot(e, n, "-o", ms=2)
     ax2.plot(e[-1], n[-1], "rx")
     ax2.set_aspect("equal", "datalim")
     ax2.set_xlabel("east (m)")
     ax2.set_ylabel("north (m)")
     ax2.set_title("ground track")
-    ax3 = fig.add_subplot(1, 3, 3)
+    ax3 = fig.add_subplot(1, 4, 3)
     alt = np.array([r["altitude_m"] for r in rows])
     ax3.semilogy([r["frame"] for r in rows], [r["gsd_m"] for r in rows], "-", label="GSD (m/px)")
     ax3.semilogy([r["frame"] for r in rows], alt, "-", label="altitude (m)")
@@ -129,6 +130,22 @@ def plot_trajectory(path, rows: list[dict], man: dict) -> None:
     ax3.set_xlabel("frame")
     ax3.legend(fontsize=8)
     ax3.set_title("altitude and GSD")
+    ax4 = fig.add_subplot(1, 4, 4)
+    sp = (phases or {}).get("speeds")
+    if sp:
+        u = phases["units"]
+        tt = [q["time_s"] for q in sp]
+        ax4.semilogy(tt, [max(q["height"], 1e-3) for q in sp], "-", color="tab:blue", label=f"height ({u})")
+        ax4.semilogy(tt, [max(abs(q["vertical_speed"]), 1e-3) for q in sp], "-", color="tab:orange",
+                     label=f"descent speed ({u}/s)")
+        ax4.semilogy(tt, [max(q["horizontal_speed"], 1e-3) for q in sp], "-", color="tab:green",
+                     label=f"horizontal speed ({u}/s)")
+        for p in phases.get("phases", [])[1:]:
+            ax4.axvline(p["start_time_s"], color="gray", ls="--", lw=0.8)
+            ax4.text(p["start_time_s"], ax4.get_ylim()[1], p["name"], rotation=90, va="top", fontsize=7)
+        ax4.set_xlabel(f"time (s, from {phases.get('time_source', 'frame')})")
+        ax4.legend(fontsize=7)
+    ax4.set_title("height and speeds against time")
     fig.tight_layout()
     fig.savefig(path, dpi=90, format="png", metadata={"Software": None})
     plt.close(fig)
@@ -156,7 +173,8 @@ def plot_fix(path, dom: Dom, landing: dict, coarse: dict | None, cov_en: np.ndar
 
 
 def write_outputs(tmp: dict, root: Path, names: list[str], finfo: dict, camera: PinholeCamera, dom: Dom, cfg,
-                  rec) -> None:
+                  rec, times: dict | None = None) -> None:
+    """Every output of a run. ``times``: {"seconds": per frame of the sequence (all frames), "source": ...}."""
     from selenite.locate.report import locate_section
     from selenite.report.html import write_report
 
@@ -178,6 +196,7 @@ def write_outputs(tmp: dict, root: Path, names: list[str], finfo: dict, camera: 
     common = {"coarse": coarse_fix,
               "frames_used": len(names), "frames_total": finfo["count"],
               "frames_obscured": [f["index"] for f in finfo["frames"] if f["obscured"]],
+              "frames_degraded": [f["index"] for f in finfo["frames"] if f.get("degraded")],
               "keyframes": [k["index"] for k in search["keyframes"] if k["H_t2dom"] is not None],
               "best_keyframe": search["best_keyframe"], "dom_crs": dom.info.crs.to_string(),
               "dom_georeferenced": dom.georeferenced, "units": dom.units, "dom_pixel_m": fine["dom_px_m"]}
@@ -207,6 +226,22 @@ def write_outputs(tmp: dict, root: Path, names: list[str], finfo: dict, camera: 
         landing["camera"] = cal
     rows = trajectory_table(rec, names, camera, lf, fine["ground_z"], finfo)
     landing["frames_reconstructed"] = len(rows)
+    if rows:
+        low = rows[-1]
+        # how far below the lowest reconstructed frame the landing point was carried
+        landing["lowest_frame"] = {"frame": low["frame"], "height": low["z"], "units": dom.units,
+                                   "frames_after_it": finfo["count"] - 1 - low["frame"]}
+    secs = (times or {}).get("seconds") or list(range(finfo["count"]))
+    for r in rows:
+        r["time_s"] = float(secs[r["frame"]])
+    phases = descent_phases(np.array([r["time_s"] for r in rows]), np.array([r["e_local"] for r in rows]),
+                            np.array([r["n_local"] for r in rows]), np.array([r["z"] for r in rows]),
+                            [r["frame"] for r in rows], dom.units)
+    phases["time_source"] = (times or {}).get("source", "frame")
+    landing["phases"] = [{k: p[k] for k in ("name", "first_frame", "last_frame", "start_height", "end_height")}
+                         for p in phases.get("phases", [])]
+    if "divert" in phases:
+        landing["divert"] = phases["divert"]
     pos = np.array([[r["e_local"], r["n_local"], r["z"]] for r in rows])
     man = detect_maneuvers(pos, np.array([r["altitude_m"] for r in rows]), np.array([r["tilt"] for r in rows]),
                            np.array([r["yaw"] for r in rows]), [r["frame"] for r in rows])
@@ -214,13 +249,15 @@ def write_outputs(tmp: dict, root: Path, names: list[str], finfo: dict, camera: 
         landing["coarse_error"] = coarse["error"]
     Path(tmp["landing.json"]).write_text(canonical_json(landing) + "\n")
     Path(tmp["trajectory.csv"]).write_text(_csv(rows, ["frame", "x", "y", "z", "altitude_m", "gsd_m", "roll",
-                                                       "pitch", "yaw"]))
+                                                       "pitch", "yaw", "time_s"]))
+    Path(tmp["phases.json"]).write_text(canonical_json(phases) + "\n")
     Path(tmp["trajectory.geojson"]).write_text(json.dumps(_geojson(rows, landing)) + "\n")
     Path(tmp["maneuvers.json"]).write_text(canonical_json(man) + "\n")
     Path(tmp["poses.json"]).write_text(canonical_json(poses_record(rec, names, camera, lf, fine["ground_z"],
                                                                    finfo)) + "\n")
-    plot_trajectory(tmp["trajectory.png"], rows, man)
+    plot_trajectory(tmp["trajectory.png"], rows, man, phases)
     plot_fix(tmp["map_fix.png"], dom, landing, landing["coarse"], cov, fine["dom_px_m"])
     write_report(tmp["report.html"], "selenite — descent localisation",
-                 [locate_section(landing, man, search, fine, finfo, tmp["trajectory.png"], tmp["map_fix.png"])],
+                 [locate_section(landing, man, search, fine, finfo, tmp["trajectory.png"], tmp["map_fix.png"],
+                                 phases)],
                  subtitle=f"{finfo['count']} frames, DOM {Path(dom.path).name}")

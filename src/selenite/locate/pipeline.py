@@ -71,7 +71,7 @@ def _load_features(path: Path) -> dict[str, tuple[Features, float]]:
 
 def run_locate(frames_dir: str | Path, dom_path: str | Path, camera_path: str | Path, out: str | Path,
                cfg: LocateConfig, *, force: bool = False, progress=None, dom_gsd_m: float | None = None,
-               dom_north_up: bool = True) -> Path:
+               dom_north_up: bool = True, times_csv: str | Path | None = None) -> Path:
     """Run the whole localisation into ``out``; returns the path of landing.json. A DOM without georeference
     (a plain image) is placed in a local frame of ``dom_gsd_m`` metres per pixel (unknown: map pixels)."""
     notify = progress or (lambda step, frac: None)
@@ -81,10 +81,14 @@ def run_locate(frames_dir: str | Path, dom_path: str | Path, camera_path: str | 
     camera = spec.resolve(*frame_size(paths[0]))
     check_frames(paths, camera.width, camera.height)
     calibrate = {"auto": spec.self_calibrate, "on": True, "off": False}[cfg.self_calibrate]
+    from selenite.locate.phases import frame_times
+
+    secs, source = frame_times([p.name for p in paths], times_csv)
+    times = {"seconds": [float(v) for v in secs], "source": source}
     out = Path(out)
     created = not out.exists() or (out.is_dir() and not any(out.iterdir()))
     try:
-        return _run(paths, dom_path, camera_path, camera, calibrate, dom, frames_dir, out, cfg, force, notify)
+        return _run(paths, dom_path, camera_path, camera, calibrate, dom, frames_dir, out, cfg, force, notify, times)
     except SeleniteError:
         if created and out.is_dir():
             shutil.rmtree(out, ignore_errors=True)   # nothing half-written for a run that never got going
@@ -92,7 +96,7 @@ def run_locate(frames_dir: str | Path, dom_path: str | Path, camera_path: str | 
 
 
 def _run(paths, dom_path, camera_path, camera: Camera, calibrate: bool, dom, frames_dir, out, cfg, force,
-         notify) -> Path:
+         notify, times: dict) -> Path:
     params = {"config": json.loads(cfg.model_dump_json()), "frames_dir": str(Path(frames_dir).resolve()),
               "dom": str(Path(dom_path).resolve()), "camera": camera.to_dict(), "self_calibrate": calibrate,
               "dom_georeferenced": dom.georeferenced, "dom_gsd_m": abs(dom.info.transform.a),
@@ -257,9 +261,9 @@ def _run(paths, dom_path, camera_path, camera: Camera, calibrate: bool, dom, fra
         from selenite.locate import outputs
 
         outs = ["landing.json", "trajectory.csv", "trajectory.geojson", "maneuvers.json", "poses.json",
-                "trajectory.png", "map_fix.png", "report.html"]
+                "phases.json", "trajectory.png", "map_fix.png", "report.html"]
         run.step("outputs", outs,
                  lambda tmp: outputs.write_outputs(tmp, run.root, names, finfo, camera, dom, cfg,
-                                                   _load_reconstruction(run.path("work/sfm_fine"))),
-                 reads=["work/fine.json", "work/coarse.json", "frames.json"])
+                                                   _load_reconstruction(run.path("work/sfm_fine")), times),
+                 params={"times": times}, reads=["work/fine.json", "work/coarse.json", "frames.json"])
     return out / "landing.json"

@@ -7,7 +7,8 @@ from pathlib import Path
 from selenite.report.html import Section, png_data_uri
 
 
-def locate_section(landing: dict, man: dict, search: dict, fine: dict, finfo: dict, traj_png, fix_png) -> Section:
+def locate_section(landing: dict, man: dict, search: dict, fine: dict, finfo: dict, traj_png, fix_png,
+                   phases: dict | None = None) -> Section:
     sec = Section("Descent localisation")
     sec.paragraphs.append(landing_sentence(landing)
                           + (f" from {fine['tie_inliers']} tie points to the DOM." if "tie_inliers" in fine else "."))
@@ -45,6 +46,20 @@ def locate_section(landing: dict, man: dict, search: dict, fine: dict, finfo: di
     if "vertical_descent" in man:
         rows.append(["vertical descent", f"from {man['vertical_descent']['start_altitude_m']:.1f} m", ""])
     sec.tables.append((["maneuver", "value", "detail"], rows))
+    if phases and phases.get("phases"):
+        u = phases["units"]
+        sec.tables.append((["phase", "frames", "time (s)", f"height ({u})", f"mean descent speed ({u}/s)"],
+                           [[p["name"], f"{p['first_frame']}–{p['last_frame']}",
+                             f"{p['start_time_s']:.1f}–{p['end_time_s']:.1f}",
+                             f"{p['start_height']:.1f} → {p['end_height']:.1f}", f"{p['mean_descent_speed']:.2f}"]
+                            for p in phases["phases"]]))
+        if "divert" in phases:
+            d = phases["divert"]
+            sec.paragraphs.append(
+                f"Divert in the powered descent: {d['distance']:.1f} {u} towards azimuth {d['azimuth_deg']:.0f}° "
+                f"(map north), frames {d['from_frame']}–{d['to_frame']}, {d['start_time_s']:.1f}–"
+                f"{d['end_time_s']:.1f} s, from {d['start_height']:.0f} to {d['end_height']:.0f} {u} high. Times "
+                f"from the {phases.get('time_source', 'frame')}.")
     sec.figures.append((png_data_uri(Path(traj_png).read_bytes()), "Reconstructed trajectory, altitude and GSD."))
     sec.figures.append((png_data_uri(Path(fix_png).read_bytes()), "Coarse and fine landing fixes on the DOM."))
     return sec
@@ -67,7 +82,8 @@ def locate_section_from_run(run_dir, truth_path=None) -> Section:
     run_dir = Path(run_dir)
     read = lambda rel: json.loads((run_dir / rel).read_text())  # noqa: E731
     sec = locate_section(read("landing.json"), read("maneuvers.json"), read("search.json"), read("work/fine.json"),
-                         read("frames.json"), run_dir / "trajectory.png", run_dir / "map_fix.png")
+                         read("frames.json"), run_dir / "trajectory.png", run_dir / "map_fix.png",
+                         read("phases.json") if (run_dir / "phases.json").is_file() else None)
     if truth_path is not None:
         from selenite.locate.evaluate import evaluate_run
 
