@@ -24,7 +24,8 @@ class LocateConfig(StageConfig):
     plume_contrast_ratio: float = Field(0.6, gt=0, lt=1)
     plume_window: int = Field(8, ge=2)
     thumb_side: int = Field(160, ge=32)
-    # SSIM adaptive sampling
+    # SSIM adaptive sampling (only of sequences longer than sample_above usable frames: a short one is kept whole)
+    sample_above: int = Field(60, ge=0)
     ssim_threshold: float = Field(0.55, gt=-1, lt=1)
     max_interval: int = Field(8, ge=1)
     min_overlap: float = Field(0.5, gt=0, le=1)              # thumbnails must overlap this much after registration
@@ -44,6 +45,7 @@ class LocateConfig(StageConfig):
     template_min_side: int = Field(160, ge=48)
     dom_keypoints_per_mpx: int = Field(6000, ge=500)
     min_map_inliers: int = Field(12, ge=6)
+    min_peak_ratio: float = Field(2.5, ge=1.0)               # best map support / best elsewhere: a unique place
     # fine fix
     tie_gsd_ratio: tuple[float, float] = (0.45, 2.5)
     tie_frames: int = Field(16, ge=1)

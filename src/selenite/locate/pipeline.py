@@ -117,8 +117,11 @@ def _run(paths, dom_path, camera_path, camera: Camera, calibrate: bool, dom, fra
             if len(usable) < 3:
                 raise InputError(f"only {len(usable)} of {len(stats)} frames are clear (the rest obscured); "
                                  "at least 3 are needed")
-            sampled = adaptive_sample(thumbs, usable, cfg.ssim_threshold, cfg.max_interval, cfg.min_overlap,
-                                      cfg.ssim_blur_px)
+            # a short sequence is kept whole: the SSIM test can call blurred, low-contrast frames of a fast
+            # descent near duplicates (measured: 4 of 18 kept on a blurred second-generator case, SfM then failed)
+            sampled = (list(usable) if len(usable) <= cfg.sample_above else
+                       adaptive_sample(thumbs, usable, cfg.ssim_threshold, cfg.max_interval, cfg.min_overlap,
+                                       cfg.ssim_blur_px))
             first_obscured = next((s["index"] for s in stats if s["obscured"]), None)
             _write_json(tmp["frames.json"], {"frames": stats, "usable": usable, "sampled": sampled,
                                              "first_obscured": first_obscured, "count": len(stats)})
@@ -126,7 +129,7 @@ def _run(paths, dom_path, camera_path, camera: Camera, calibrate: bool, dom, fra
 
         frame_params = {k: cfgp[k] for k in ("thumb_side", "plume_sharpness_ratio", "plume_contrast_ratio",
                                              "plume_window", "ssim_threshold", "max_interval", "min_overlap",
-                                             "ssim_blur_px")}
+                                             "ssim_blur_px", "sample_above")}
         stats = [p.stat() for p in paths]
         frame_params["files"] = [p.name for p in paths]
         frame_params["sizes"] = [st.st_size for st in stats]
@@ -224,7 +227,8 @@ def _run(paths, dom_path, camera_path, camera: Camera, calibrate: bool, dom, fra
 
         run.step("search", ["search.json"], make_search,
                  params={k: cfgp[k] for k in ("rotations", "search_max_pixels", "search_tile", "template_min_side",
-                                              "dom_keypoints_per_mpx", "min_map_inliers", "altitude_search_m")},
+                                              "dom_keypoints_per_mpx", "min_map_inliers", "min_peak_ratio",
+                                              "altitude_search_m")},
                  reads=["work/geometry.json", "work/sfm/images.bin"])
 
         # 6. coarse fix (homography chain) ----------------------------------------------------------------------

@@ -383,5 +383,6 @@ def refine_on_dom(dom: Dom, view: View, camera: PinholeCamera, gf: GroundFrame, 
     return t, H, n_in
 
 
-def no_overlap_error(n_in: int) -> InputError:
-    return InputError(f"the descent frames do not overlap the DOM (best map match: {n_in} consistent features)")
+def no_overlap_error(n_in: int, ratio: float | None = None) -> InputError:
+    why = "" if ratio is None else f", only {ratio:.1f}× the best elsewhere"
+    return InputError(f"the descent frames do not overlap the DOM (best map match: {n_in} consistent features{why})")

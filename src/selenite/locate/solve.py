@@ -144,6 +144,9 @@ def search(rec, geo: dict, paths, camera: PinholeCamera, dom: Dom, cfg: LocateCo
     best, ratio, support = best_hypothesis(hyps, sep)
     if best is None or support < cfg.min_map_inliers:
         raise no_overlap_error(int(support))
+    if ratio < cfg.min_peak_ratio:
+        # no place on the map stands out: a chance match, not a fix (a mismatched pair measured 12 and 1.2×)
+        raise no_overlap_error(int(support), ratio)
     scale_m = cluster_scale([h for h in hyps if h.inliers > 0], best, sep / 4) if geo["scale_m"] is None \
         else float(best.scale_m)
     lf = dom.local_frame(*best.center_px)
@@ -363,6 +366,9 @@ def fine(rec, geo: dict, s: dict, feats: dict, paths, finfo: dict, camera: Pinho
         pos = {int(p): k for k, p in enumerate(ids)}
         abh = gf.to_local(xyz[[pos[int(p)] for p in upid]])
         align, inl = fit_alignment(abh, en, align, threshold_m=2.5 * px)
+    if inl.sum() < cfg.min_map_inliers:
+        raise RunError(f"only {int(inl.sum())} of {len(inl)} tie points agree on one alignment with the DOM; "
+                       "cannot refine")
     pre = align.apply(abh)
     pre_res = np.linalg.norm(pre[:, :2] - en, axis=1)
     # landing from the alignment alone (before bundle adjustment), with bootstrap σ
@@ -415,11 +421,16 @@ def fine(rec, geo: dict, s: dict, feats: dict, paths, finfo: dict, camera: Pinho
     fixes = direct_fixes(X_land, geo, views, paths, camera, dom, lf, align, gf, hf, ext, cfg, px)
     direct = combine_fixes(fixes, lf, px, cfg.direct_sys_rms)
     method = "bundle adjustment"
+    # the landing point is carried below the lowest reconstructed frame along the final descent line; whether the
+    # lander kept that slant or dropped vertically is not observed, so their difference enters σ along the track
+    cov_x, extrap = extrapolation_cov(cen_m, zg, cfg.vertical_frames)
+    cov = cov + cov_x
     land_ba, cov_ba = land.copy(), cov.copy()
     if direct is not None:
-        method, land, cov = "direct", direct[0], direct[1]
+        method, land, cov = "direct", direct[0], direct[1] + cov_x
     notify("fine", 1.0)
     return {
+        "extrapolation": extrap,
         "method": method, "landing_en": land.tolist(), "ground_z": zg,
         "landing_en_before_ba": land_pre.tolist(), "landing_en_ba": land_ba.tolist(),
         "sigma_m_ba": float(np.sqrt(np.trace(cov_ba))),
@@ -452,6 +463,23 @@ def unrefined(rec, geo: dict, s: dict, cfg: LocateConfig, error: str):
     land, zg = landing_from(cen, xyz, cfg.vertical_frames)
     return {"error": error, "ground_z": zg, "landing_en_search": land.tolist(), "lon0": s["lon0"],
             "lat0": s["lat0"], "dom_px_m": s["dom_px_m"]}, rec_m
+
+
+def extrapolation_cov(centers: np.ndarray, ground_z: float, k: int) -> tuple[np.ndarray, dict]:
+    """Covariance (E, N) of carrying the landing point from the lowest frame to the ground: (h · slope)² along the
+    horizontal direction of the final descent line, h the lowest frame's height and slope its horizontal/vertical
+    ratio (zero for a vertical terminal descent)."""
+    tail = centers[-k:]
+    h = float(tail[-1, 2] - ground_z)
+    _, d = fit_line(tail)
+    dz = abs(d[2])
+    horiz = np.hypot(d[0], d[1])
+    if len(tail) < 2 or horiz < 1e-9 or h <= 0:
+        return np.zeros((2, 2)), {"lowest_height": h, "slope": 0.0, "sigma": 0.0}
+    slope = horiz / max(dz, 1e-6)
+    u = d[:2] / horiz
+    sig = h * slope
+    return sig ** 2 * np.outer(u, u), {"lowest_height": h, "slope": float(slope), "sigma": float(sig)}
 
 
 def combine_fixes(fixes: list, lf: LocalFrame, px: float, sys_rms: float, min_frames: int = 3):
