@@ -119,7 +119,7 @@ def test_live_pages(app_work):
     at = _page("locate")
     at.button(key="locate_run_go").click().run()         # already made by the geology page: the run is reused
     m = _metrics(at)
-    sigma = float(m["σ (1-σ, m)"])
+    sigma = float(m["σ (1-σ, m; fine fix)"])
     truth = json.loads((app_work / "world" / "descent" / "truth.json").read_text())
     landing = json.loads((app_work / "locate" / "landing.json").read_text())
     assert 0 < sigma < 5 and m["landing latitude"] == f"{landing['lat']:.5f}°"
