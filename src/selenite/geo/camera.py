@@ -23,13 +23,23 @@ from selenite.runs import load_json_object
 
 
 @dataclass(frozen=True)
-class PinholeCamera:
+class _Intrinsics:
+    """Image size, focal lengths and principal point (pixels), shared by every camera model."""
+
     width: int
     height: int
     fx: float
     fy: float
     cx: float
     cy: float
+
+    @property
+    def K(self) -> np.ndarray:
+        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
+
+
+@dataclass(frozen=True)
+class PinholeCamera(_Intrinsics):
     k1: float = 0.0
     k2: float = 0.0
     p1: float = 0.0
@@ -37,10 +47,6 @@ class PinholeCamera:
     k3: float = 0.0
 
     model = "pinhole"
-
-    @property
-    def K(self) -> np.ndarray:
-        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
 
     @property
     def distortion(self) -> np.ndarray:
@@ -109,16 +115,10 @@ class PinholeCamera:
 
 
 @dataclass(frozen=True)
-class FisheyeCamera:
+class FisheyeCamera(_Intrinsics):
     """OpenCV's fish-eye camera (``cv2.fisheye``; COLMAP OPENCV_FISHEYE): equidistant projection with an odd
     polynomial in the off-axis angle θ. Unlike a pinhole, it images rays up to and beyond 90° off axis."""
 
-    width: int
-    height: int
-    fx: float
-    fy: float
-    cx: float
-    cy: float
     k1: float = 0.0
     k2: float = 0.0
     k3: float = 0.0
@@ -126,10 +126,6 @@ class FisheyeCamera:
 
     model = "fisheye"
     has_distortion = True            # never a pinhole, even with k = 0
-
-    @property
-    def K(self) -> np.ndarray:
-        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
 
     @property
     def distortion(self) -> np.ndarray:
