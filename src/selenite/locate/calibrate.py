@@ -51,30 +51,17 @@ def _intrinsic_sigma(rec, threads: int) -> np.ndarray | None:
     opts.refine_principal_point = False
     opts.refine_extra_params = True
     opts.ceres.solver_options.num_threads = threads
-    try:
-        config.fix_gauge(pycolmap.BundleAdjustmentGauge.TWO_CAMS_FROM_WORLD)
-    except AttributeError:                 # older pycolmap: pin the first image instead
-        first = sorted(rec.reg_image_ids())[0]
-        config.set_constant_rig_from_world_pose(rec.image(first).frame_id)
+    config.fix_gauge(pycolmap.BundleAdjustmentGauge.TWO_CAMS_FROM_WORLD)
     ba = pycolmap.create_default_ceres_bundle_adjuster(opts, config, rec)
     ba.solve()
-    try:
-        cov = pycolmap.estimate_ba_covariance(pycolmap.BACovarianceOptions(
-            {"params": pycolmap.BACovarianceOptionsParams.ALL}), rec, ba)
-    except Exception as exc:                 # noqa: BLE001 - report, never fail the run for a missing σ
-        log.info("intrinsics covariance failed: %s", exc)
-        return None
+    cov = pycolmap.estimate_ba_covariance(pycolmap.BACovarianceOptions(
+        {"params": pycolmap.BACovarianceOptionsParams.ALL}), rec, ba)     # None when the estimation fails
     if cov is None:
         return None
-    cam = next(iter(rec.cameras.values()))
-    try:
-        C = cov.get_other_params_cov(cam.params)
-        C = None if C is None else np.asarray(C)
-    except Exception as exc:                 # noqa: BLE001
-        log.info("intrinsics covariance unavailable: %s", exc)
+    C = cov.get_other_params_cov(next(iter(rec.cameras.values())).params)  # None: intrinsics not variable
+    if C is None:
         return None
-    if C is None or C.ndim != 2:
-        return None
+    C = np.asarray(C)
     # Ceres' covariance assumes unit-variance residuals (pixels): scale by the measured reprojection error
     rms = float(rec.compute_mean_reprojection_error())
     return np.sqrt(np.clip(np.diag(C), 0, None)) * max(rms, 1e-3)       # principal point omitted (constant)
@@ -118,17 +105,18 @@ def self_calibrate(paths: list[Path], indices: list[int], camera: Camera, featur
     return out
 
 
-def undistort_frames(paths: list[Path], indices: list[int], camera: Camera, folder: Path) -> tuple[dict, list[Path]]:
-    """Resample the frames at ``indices`` into the pinhole of :func:`pinhole_for` (8-bit PNG in ``folder``);
-    returns the pinhole and the new paths (same order as ``paths``; frames not at ``indices`` keep theirs)."""
+def undistorted_path(folder: Path, index: int) -> Path:
+    """Where the resampled frame number ``index`` is written."""
+    return Path(folder) / f"{index:05d}.png"
+
+
+def undistort_frames(paths: list[Path], indices: list[int], camera: Camera, folder: Path) -> dict:
+    """Resample the frames at ``indices`` into the pinhole of :func:`pinhole_for` (8-bit PNG at
+    :func:`undistorted_path`); returns the pinhole."""
     target = pinhole_for(camera)
     mx, my = undistort_maps(camera, target)
     folder.mkdir(parents=True, exist_ok=True)
-    out = list(paths)
     for i in indices:
-        img = read_frame(paths[i])
-        und = cv2.remap(img, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-        p = folder / f"{i:05d}.png"
-        cv2.imwrite(str(p), np.clip(np.round(und * 255), 0, 255).astype(np.uint8))
-        out[i] = p
-    return target.to_dict(), out
+        und = cv2.remap(read_frame(paths[i]), mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        cv2.imwrite(str(undistorted_path(folder, i)), np.clip(np.round(und * 255), 0, 255).astype(np.uint8))
+    return target.to_dict()

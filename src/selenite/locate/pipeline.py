@@ -140,7 +140,7 @@ def _run(paths, dom_path, camera_path, camera: Camera, calibrate: bool, dom, fra
 
         # 1b. lens: self-calibration, then every usable frame resampled to a distortion-free pinhole ----------
         if calibrate or camera.has_distortion:
-            from selenite.locate.calibrate import self_calibrate, undistort_frames
+            from selenite.locate.calibrate import self_calibrate, undistort_frames, undistorted_path
 
             def make_calibration(tmp):
                 res = {"initial": camera.to_dict(), "camera": camera.to_dict(), "self_calibrated": False}
@@ -154,16 +154,18 @@ def _run(paths, dom_path, camera_path, camera: Camera, calibrate: bool, dom, fra
                      params={k: cfgp[k] for k in ("calibration_features", "calibration_frames", "max_keypoints",
                                                   "max_side", "seed")}, reads=["frames.json"])
             lens = camera_from_dict(_read_json(run.path("calibration.json"))["camera"])
-            def make_undistorted(tmp):
-                folder = Path(tmp["work/undistorted/camera.json"]).parent
-                pin, _ = undistort_frames(paths, finfo["usable"], lens, folder)
-                _write_json(tmp["work/undistorted/camera.json"], pin)
-
-            run.step("undistort", ["work/undistorted/camera.json"], make_undistorted, reads=["calibration.json"])
-            camera = PinholeCamera.from_dict(_read_json(run.path("work/undistorted/camera.json")))
             folder = run.path("work/undistorted")
-            paths = [folder / f"{i:05d}.png" if i in set(finfo["usable"]) else p for i, p in enumerate(paths)]
-            if not all(paths[i].is_file() for i in finfo["usable"]):
+
+            def make_undistorted(tmp):
+                _write_json(tmp["work/undistorted/camera.json"],
+                            undistort_frames(paths, finfo["usable"], lens, folder))
+
+            run.step("undistort", ["work/undistorted/camera.json"], make_undistorted,
+                     reads=["calibration.json", "frames.json"])
+            camera = PinholeCamera.from_dict(_read_json(run.path("work/undistorted/camera.json")))
+            usable = set(finfo["usable"])
+            paths = [undistorted_path(folder, i) if i in usable else p for i, p in enumerate(paths)]
+            if not all(paths[i].is_file() for i in usable):
                 raise SeleniteError("the undistorted frames of this run are missing; rerun with --force")
 
         # 2. features -----------------------------------------------------------------------------------------

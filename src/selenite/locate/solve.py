@@ -471,12 +471,14 @@ def extrapolation_cov(centers: np.ndarray, ground_z: float, k: int) -> tuple[np.
     ratio (zero for a vertical terminal descent)."""
     tail = centers[-k:]
     h = float(tail[-1, 2] - ground_z)
+    none = np.zeros((2, 2)), {"lowest_height": h, "slope": 0.0, "sigma": 0.0}
+    if len(tail) < 2 or h <= 0:
+        return none
     _, d = fit_line(tail)
-    dz = abs(d[2])
     horiz = np.hypot(d[0], d[1])
-    if len(tail) < 2 or horiz < 1e-9 or h <= 0:
-        return np.zeros((2, 2)), {"lowest_height": h, "slope": 0.0, "sigma": 0.0}
-    slope = horiz / max(dz, 1e-6)
+    if horiz < 1e-9:
+        return none
+    slope = horiz / max(abs(d[2]), 1e-6)
     u = d[:2] / horiz
     sig = h * slope
     return sig ** 2 * np.outer(u, u), {"lowest_height": h, "slope": float(slope), "sigma": float(sig)}

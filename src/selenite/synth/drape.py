@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from selenite.geo.camera import Camera, FisheyeCamera, PinholeCamera, pose_from_axis
+from selenite.geo.camera import Camera, pose_from_axis
 
 
 @dataclass
@@ -152,9 +152,8 @@ def render(world: DrapedWorld, camera: Camera, R: np.ndarray, C: np.ndarray, ite
         zg = np.where(down, world.z(np.nan_to_num(x), np.nan_to_num(y)), zg)
     x, y = C[0] + lam * d[:, 0], C[1] + lam * d[:, 1]
     # footprint of one frame pixel on the ground, in image pixels (median over the frame: one pyramid level)
-    fx = camera.fx if isinstance(camera, PinholeCamera | FisheyeCamera) else camera.K[0, 0]
     rng_m = np.nanmedian(lam * np.abs(d[:, 2]))
-    foot = (rng_m / fx) / world.gsd_m
+    foot = (rng_m / camera.fx) / world.gsd_m
     vals = world.sample(np.where(down, x, np.nan), np.where(down, y, np.nan), foot)
     img = vals.reshape(camera.height * s, camera.width * s)
     if s > 1:
