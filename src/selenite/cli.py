@@ -679,14 +679,15 @@ def terrain_reproject(
 @locate_app.command("run")
 def locate_run(
     frames: Annotated[Path, typer.Option("--frames", help="Folder of descent frames, in time order by file name.")],
-    dom: Annotated[Path, typer.Option("--dom", help="Orbital orthoimage: a GeoTIFF in a lunar CRS, or a plain "
-                                      "image (PNG/JPEG/TIFF without georeference; results then in map pixels).")],
     camera: Annotated[Path, typer.Option("--camera", help="Camera JSON: a pinhole (width, height, fx, fy, cx, "
                                          "cy [, k1, k2, p1, p2, k3]), an OpenCV fish-eye (\"model\": \"fisheye\", "
                                          "k1..k4), or only a field of view ({\"model\": \"fisheye\", "
                                          "\"fov_deg\": 90}) or sensor_width_mm + focal_mm, whose focal length and "
                                          "distortion are then self-calibrated.")],
     out: Annotated[Path, typer.Option("--out", help="Run folder to write (created; resumed if it exists).")],
+    dom: Annotated[Path | None, typer.Option("--dom", help="Orbital orthoimage: a GeoTIFF in a lunar CRS, or a "
+                                             "plain image (PNG/JPEG/TIFF without georeference; results then in map "
+                                             "pixels). Or give --dem.")] = None,
     start_altitude: Annotated[float | None, typer.Option("--start-altitude", help="Altitude of the first frame "
                                                          "above the landing ground (m); without it the scale "
                                                          "comes from the map.")] = None,
@@ -705,6 +706,14 @@ def locate_run(
     self_calibrate: Annotated[str | None, typer.Option(
         "--self-calibrate", help="Refine the focal length and distortion in the reconstruction: auto (when the "
         "camera file gives no distortion), on or off.")] = None,
+    dem: Annotated[Path | None, typer.Option(
+        "--dem", help="A DEM of the landing area (GeoTIFF in a lunar CRS) instead of --dom: the map is the DEM "
+        "rendered under the descent's Sun.")] = None,
+    sun_az: Annotated[float | None, typer.Option(
+        "--sun-az", help="With --dem: the Sun's azimuth (degrees clockwise from north) during the descent; without "
+        "it the map search tries 8 azimuths and keeps the best supported.")] = None,
+    sun_el: Annotated[float | None, typer.Option(
+        "--sun-el", help="With --dem: the Sun's elevation (degrees) during the descent (default 15).")] = None,
     force: ForceOpt = False,
 ) -> None:
     """Locate the lander: landing.json, trajectory.csv/.geojson, maneuvers.json, plots, report.html."""
@@ -717,7 +726,8 @@ def locate_run(
                                     "self_calibrate": self_calibrate})
     with progress_bar() as notify:
         path = run_locate(frames, dom, camera, out, cfg, force=force, progress=notify, dom_gsd_m=dom_gsd,
-                          dom_north_up=dom_north_up, times_csv=times)
+                          dom_north_up=dom_north_up, times_csv=times, dem_path=dem, sun_az_deg=sun_az,
+                          sun_el_deg=sun_el)
     from selenite.locate.report import landing_sentence
 
     land = json.loads(path.read_text())

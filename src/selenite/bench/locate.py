@@ -102,9 +102,10 @@ def _run_child(args: list[str]) -> tuple[int, float, float, str]:
 
 
 def locate_child(frames: Path, dom: Path, camera: Path, run_dir: Path, locate_preset: str,
-                 extra: list[str]) -> tuple[int, float, float, str]:
-    """``selenite locate run`` in its own process (``--force``); see :func:`_run_child`."""
-    args = [sys.executable, "-m", "selenite", "locate", "run", "--frames", str(frames), "--dom", str(dom),
+                 extra: list[str], map_flag: str = "--dom") -> tuple[int, float, float, str]:
+    """``selenite locate run`` in its own process (``--force``); see :func:`_run_child`. ``map_flag`` --dem
+    passes the map as a DEM."""
+    args = [sys.executable, "-m", "selenite", "locate", "run", "--frames", str(frames), map_flag, str(dom),
             "--camera", str(camera), "--out", str(run_dir), "--preset", locate_preset, "--force", *extra]
     return _run_child(args)
 

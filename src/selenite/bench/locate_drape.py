@@ -2,7 +2,9 @@
 
 Each case drapes a real LROC NAC crop (ones no other locate benchmark uses) on smooth relief and ray-casts a
 descent through its own lens, with its own photometric gap between the frames and the map; one case's map is a
-hillshade of the relief (another sensor and Sun), one is a plain image without georeference. Every case's frames are
+plain image without georeference. Two cases fly over real relief (8 km crops of the 10 m Connecting Ridge DEM, the
+NAC crop a faint albedo) under a low Sun: one is given the DEM as its map (another modality: the run renders it
+and finds the Sun's azimuth), one an image of the same ground under a Sun 90° away. Every case's frames are
 also run against the next case's map — a mismatched pair that must end with exit 2, never a fix. The runs are given
 the start height (the altitude search without it is covered by `bench locate`).
 """
@@ -37,8 +39,11 @@ class DrapeCase:
     photometry: dict = field(default_factory=dict)
     jpeg: int | None = None
     dom_factor: int = 1
-    map_kind: str = "image"               # image | hillshade
+    map_kind: str = "image"               # image | hillshade | dem | other_sun
     plain_map: bool = False
+    sun: tuple[float, float] = (135.0, 12.0)   # the frames' Sun (azimuth, elevation), map_kind dem
+    sun_given: bool = True                # dem: the run is told the Sun (else it searches the azimuth)
+    dem_window: tuple[int, int] = (800, 800)   # dem, other_sun: the 800² crop of the ridge DEM (col, row)
 
 
 CASES = [
@@ -52,14 +57,20 @@ CASES = [
               relief_m=8.0, plan={"drift_m": 60.0}, plain_map=True, photometry={"gamma": 1.1, "noise": 1.5}),
     DrapeCase("coarse-map", "M180000082", "map decimated ×2 (1 m/px), start 220 m",
               dom_factor=2, plan={"start_m": 220.0, "end_m": 30.0}, photometry={"gamma": 0.9, "noise": 1.5}),
-    DrapeCase("hillshade-map", "M180007222", "cross-modal: map a hillshade of the relief (Sun 30° high, "
-              "azimuth 90° from the frames' shading)", relief_m=6.0, map_kind="hillshade",
-              photometry={"noise": 1.5}),
+    DrapeCase("dem-map", "M180007222", "cross-modal: the map is a DEM (real 10 m Connecting Ridge relief), Sun "
+              "not given; frames see it under a 12° Sun with albedo, from 3 km", map_kind="dem", sun_given=False,
+              plan={"start_m": 3000.0, "end_m": 300.0, "drift_m": 400.0, "vertical_from_m": 600.0},
+              photometry={"gamma": 0.9, "noise": 1.5}),
+    DrapeCase("other-sun-map", "M180007222", "another Sun: the map an image of the same relief lit from 90° away "
+              "(25° high), no DEM; frames as dem-map", map_kind="other_sun", dem_window=(0, 0),
+              plan={"start_m": 3000.0, "end_m": 300.0, "drift_m": 400.0, "vertical_from_m": 600.0, "seed": 3},
+              photometry={"gamma": 1.1, "noise": 1.5}),
 ]
+RIDGE_DEM = Path("dem/pgda_site01_connecting_ridge_10m.tif")
 
 
 def build_case(case: DrapeCase, data: Path, out: Path, seed: int = 0) -> dict:
-    from selenite.synth.drape import DrapeDescent, DrapedWorld, hillshade, write_case
+    from selenite.synth.drape import DrapeDescent, DrapedWorld, hillshade, sunlit_relief, write_case
 
     img = cv2.imread(str(data / NAC_DIR / f"{case.nac}_mosaic_train_small.png"), cv2.IMREAD_GRAYSCALE)
     img = img.astype(np.float32) / 255
@@ -67,12 +78,24 @@ def build_case(case: DrapeCase, data: Path, out: Path, seed: int = 0) -> dict:
     z = ndimage.gaussian_filter(rng.normal(0, 1, img.shape), 30)
     z = z / z.std() * case.relief_m
     gsd = 0.5
-    if case.map_kind == "hillshade":
+    if case.map_kind in ("dem", "other_sun"):
+        # real relief: an 8 km crop of the Connecting Ridge DEM (10 m); the albedo a faint NAC pattern
+        import rasterio
+
+        with rasterio.open(data / RIDGE_DEM) as ds:
+            z = ds.read(1, window=rasterio.windows.Window(*case.dem_window, 800, 800)).astype(np.float64)
+        z -= z[400, 400]
+        gsd = 10.0
+        shade = sunlit_relief(z, gsd, *case.sun)
+        albedo = 0.85 + 0.3 * (cv2.resize(img, z.shape[::-1], interpolation=cv2.INTER_AREA) - 0.5)
+        seen = DrapedWorld(shade * albedo, gsd, z, detail=0.06, detail_seed=seed)
+        dom_image = z if case.map_kind == "dem" else sunlit_relief(z, gsd, case.sun[0] - 90.0, 25.0) * albedo
+    elif case.map_kind == "hillshade":
         # the frames see albedo × shading under one Sun; the map is shading alone under another
         seen = DrapedWorld(img * (0.35 + 0.65 * hillshade(z, gsd, 200.0, 25.0)), gsd, z)
         dom_image = hillshade(z, gsd, 290.0, 30.0)
     else:
-        seen, dom_image = DrapedWorld(img, gsd, z), img
+        seen, dom_image = DrapedWorld(img, gsd, z, detail=0.06, detail_seed=seed), img
     if case.lens == "fisheye":
         f0 = FisheyeCamera.from_fov(384, 384, 90).fx * case.focal_scale
         lens = FisheyeCamera(384, 384, f0, f0, 191.5, 191.5, k1=case.k[0], k2=case.k[1])
@@ -84,12 +107,26 @@ def build_case(case: DrapeCase, data: Path, out: Path, seed: int = 0) -> dict:
                            "swing_period": 7.0, "seed": seed, **case.plan})
     truth = write_case(out, seen, lens, plan, dom_image=dom_image, dom_factor=case.dom_factor,
                        frame_photometry=case.photometry, jpeg_quality=case.jpeg,
-                       georeferenced=not case.plain_map)
+                       georeferenced=not case.plain_map, map_is_dem=case.map_kind == "dem")
     if case.camera_file == "fov":
         (out / "camera.json").write_text(json.dumps({"model": lens.model, "fov_deg": 90 if case.lens == "fisheye"
                                                      else 60}) + "\n")
     return {"truth": truth, "lens": lens.to_dict(), "start_m": plan.start_m,
-            "dom": out / ("dom.png" if case.plain_map else "dom.tif")}
+            "dom": out / ("dom.png" if case.plain_map else "dem.tif" if case.map_kind == "dem" else "dom.tif"),
+            "px_m": gsd * case.dom_factor}
+
+
+def _map_flag(case: DrapeCase) -> str:
+    return "--dem" if case.map_kind == "dem" else "--dom"
+
+
+def _map_args(case: DrapeCase, built: dict) -> list[str]:
+    """The options that describe a case's map to ``locate run``."""
+    if case.plain_map:
+        return ["--dom-gsd", f"{built['px_m']}"]
+    if case.map_kind == "dem" and case.sun_given:
+        return ["--sun-az", f"{case.sun[0]}", "--sun-el", f"{case.sun[1]}"]
+    return []
 
 
 def run_drape_bench(data: str | Path, work: str | Path, preset: str = "default", names: list[str] | None = None,
@@ -105,13 +142,11 @@ def run_drape_bench(data: str | Path, work: str | Path, preset: str = "default",
     for k, c in enumerate(cases):
         b = built[c.name]
         case_dir = work / c.name / "case"
-        extra = ["--start-altitude", f"{b['start_m']:.3f}"]
-        if c.plain_map:
-            extra += ["--dom-gsd", f"{0.5 * c.dom_factor}"]
+        extra = ["--start-altitude", f"{b['start_m']:.3f}", *_map_args(c, b)]
         say(f"locating {c.name}")
         run = work / c.name / "run"
         code, wall, rss, err = locate_child(case_dir / "frames", b["dom"], case_dir / "camera.json", run, preset,
-                                            extra)
+                                            extra, _map_flag(c))
         row = {"case": c.name, "what": c.what, "exit": code, "wall_s": wall, "peak_mib": rss, "error": err}
         if code == 0:
             land = json.loads((run / "landing.json").read_text())
@@ -128,12 +163,10 @@ def run_drape_bench(data: str | Path, work: str | Path, preset: str = "default",
         other = cases[(k + 1) % len(cases)]
         if other.name != c.name:
             ob = built[other.name]
-            mextra = ["--start-altitude", f"{b['start_m']:.3f}"]
-            if other.plain_map:
-                mextra += ["--dom-gsd", f"{0.5 * other.dom_factor}"]
+            mextra = ["--start-altitude", f"{b['start_m']:.3f}", *_map_args(other, ob)]
             say(f"mismatched: {c.name} frames on the {other.name} map")
             mcode, mwall, _, merr = locate_child(case_dir / "frames", ob["dom"], case_dir / "camera.json",
-                                                 work / c.name / "mismatched", preset, mextra)
+                                                 work / c.name / "mismatched", preset, mextra, _map_flag(other))
             row["mismatched"] = {"map": other.name, "exit": mcode, "false_fix": mcode == 0, "wall_s": mwall,
                                  "message": merr}
         rows.append(row)

@@ -224,6 +224,9 @@ def write_outputs(tmp: dict, root: Path, names: list[str], finfo: dict, camera: 
         cov = np.zeros((2, 2))
     if cal is not None:
         landing["camera"] = cal
+    if "map_from_dem" in search:
+        # the map was the DEM rendered under this Sun (estimated by the search when its azimuth was not given)
+        landing["map_from_dem"] = search["map_from_dem"]
     rows = trajectory_table(rec, names, camera, lf, fine["ground_z"], finfo)
     landing["frames_reconstructed"] = len(rows)
     if rows:

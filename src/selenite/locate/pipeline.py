@@ -69,15 +69,38 @@ def _load_features(path: Path) -> dict[str, tuple[Features, float]]:
     return out
 
 
-def run_locate(frames_dir: str | Path, dom_path: str | Path, camera_path: str | Path, out: str | Path,
+def run_locate(frames_dir: str | Path, dom_path: str | Path | None, camera_path: str | Path, out: str | Path,
                cfg: LocateConfig, *, force: bool = False, progress=None, dom_gsd_m: float | None = None,
-               dom_north_up: bool = True, times_csv: str | Path | None = None) -> Path:
+               dom_north_up: bool = True, times_csv: str | Path | None = None, dem_path: str | Path | None = None,
+               sun_az_deg: float | None = None, sun_el_deg: float | None = None) -> Path:
     """Run the whole localisation into ``out``; returns the path of landing.json. A DOM without georeference
-    (a plain image) is placed in a local frame of ``dom_gsd_m`` metres per pixel (unknown: map pixels)."""
+    (a plain image) is placed in a local frame of ``dom_gsd_m`` metres per pixel (unknown: map pixels). With
+    ``dem_path`` instead of a DOM, the map is the DEM rendered under the descent's Sun (:mod:`.demmap`): given
+    by ``sun_az_deg``/``sun_el_deg``, or its azimuth found by the map search."""
     notify = progress or (lambda step, frac: None)
+    if (dom_path is None) == (dem_path is None):
+        raise InputError("give the map as --dom IMAGE or as --dem DEM (one of them)")
+    if dem_path is None and (sun_az_deg is not None or sun_el_deg is not None):
+        raise InputError("--sun-az/--sun-el render a --dem; an image map is used as it is")
+    if sun_el_deg is not None and not (0.0 < sun_el_deg < 90.0):
+        raise InputError(f"--sun-el must be between 0 and 90 degrees, not {sun_el_deg}")
+    if sun_az_deg is not None and not np.isfinite(sun_az_deg):
+        raise InputError(f"--sun-az must be a number of degrees, not {sun_az_deg}")
     spec = load_camera_spec(camera_path)
     paths = list_frames(frames_dir)
-    dom = Dom.open(dom_path, gsd_m=dom_gsd_m, north_up=dom_north_up)
+    if dem_path is not None:
+        from selenite.geo.raster import raster_info
+
+        if dom_gsd_m is not None:
+            raise InputError("--dom-gsd is for a plain-image DOM, not a --dem")
+        raster_info(dem_path)                        # a georeferenced lunar raster, or one clear error
+        dom = None
+        dom_path = dem_path
+        sun = {"dem": str(Path(dem_path).resolve()), "azimuth_deg": sun_az_deg,
+               "elevation_deg": sun_el_deg if sun_el_deg is not None else None}
+    else:
+        dom = Dom.open(dom_path, gsd_m=dom_gsd_m, north_up=dom_north_up)
+        sun = None
     camera = spec.resolve(*frame_size(paths[0]))
     check_frames(paths, camera.width, camera.height)
     calibrate = {"auto": spec.self_calibrate, "on": True, "off": False}[cfg.self_calibrate]
@@ -88,7 +111,8 @@ def run_locate(frames_dir: str | Path, dom_path: str | Path, camera_path: str | 
     out = Path(out)
     created = not out.exists() or (out.is_dir() and not any(out.iterdir()))
     try:
-        return _run(paths, dom_path, camera_path, camera, calibrate, dom, frames_dir, out, cfg, force, notify, times)
+        return _run(paths, dom_path, camera_path, camera, calibrate, dom, frames_dir, out, cfg, force, notify, times,
+                    sun)
     except SeleniteError:
         if created and out.is_dir():
             shutil.rmtree(out, ignore_errors=True)   # nothing half-written for a run that never got going
@@ -96,13 +120,16 @@ def run_locate(frames_dir: str | Path, dom_path: str | Path, camera_path: str | 
 
 
 def _run(paths, dom_path, camera_path, camera: Camera, calibrate: bool, dom, frames_dir, out, cfg, force,
-         notify, times: dict) -> Path:
+         notify, times: dict, sun: dict | None) -> Path:
     params = {"config": json.loads(cfg.model_dump_json()), "frames_dir": str(Path(frames_dir).resolve()),
-              "dom": str(Path(dom_path).resolve()), "camera": camera.to_dict(), "self_calibrate": calibrate,
-              "dom_georeferenced": dom.georeferenced, "dom_gsd_m": abs(dom.info.transform.a),
-              "dom_gsd_known": dom.gsd_known}
+              "dom": str(Path(dom_path).resolve()), "camera": camera.to_dict(), "self_calibrate": calibrate}
+    if dom is not None:
+        params.update({"dom_georeferenced": dom.georeferenced, "dom_gsd_m": abs(dom.info.transform.a),
+                       "dom_gsd_known": dom.gsd_known})
+    else:
+        params["sun"] = sun
     with Run(out, command="locate run", params=params, force=force) as run:
-        run.add_input(dom_path, "dom")
+        run.add_input(dom_path, "dem" if dom is None else "dom")
         run.add_input(camera_path, "camera")
         cfgp = json.loads(cfg.model_dump_json())
 
@@ -211,6 +238,28 @@ def _run(paths, dom_path, camera_path, camera: Camera, calibrate: bool, dom, fra
         run.step("sfm", [*(f"work/sfm/{f}" for f in SFM_FILES), "work/pairs.npz"], make_sfm, params=sfm_params,
                  reads=["work/features.npz"])
 
+        # 3b. a DEM given as the map: rendered under the descent's Sun (each candidate azimuth when not given) --
+        candidates = []
+        if dom is None:
+            from selenite.locate.demmap import DEFAULT_SUN_ELEVATION, SUN_AZIMUTHS, render_dem_map
+
+            el = sun["elevation_deg"] if sun["elevation_deg"] is not None else DEFAULT_SUN_ELEVATION
+            azs = [sun["azimuth_deg"] % 360.0] if sun["azimuth_deg"] is not None else list(SUN_AZIMUTHS)
+            candidates = [(float(a), f"work/map/sun_az{a:05.1f}.tif") for a in azs]
+
+            def make_maps(tmp):
+                rendered = []
+                for k, (a, f) in enumerate(candidates):
+                    notify("map from DEM", k / len(candidates))
+                    rendered.append({"file": f, **render_dem_map(dom_path, tmp[f], a, el)})
+                _write_json(tmp["work/map/maps.json"], {"maps": rendered, "elevation_given": sun["elevation_deg"]
+                                                        is not None, "azimuth_given": sun["azimuth_deg"]
+                                                        is not None})
+
+            run.step("map", ["work/map/maps.json", *(f for _, f in candidates)], make_maps,
+                     params={"sun": sun})
+            dom = Dom.open(run.path(candidates[0][1]))
+
         # 4. geometry: vertical, altitudes, keyframes --------------------------------------------------------
         from selenite.locate import solve
 
@@ -224,14 +273,38 @@ def _run(paths, dom_path, camera_path, camera: Camera, calibrate: bool, dom, fra
         # 5. map search --------------------------------------------------------------------------------------
         def make_search(tmp):
             geo = _read_json(run.path("work/geometry.json"))
-            res = solve.search(_load_reconstruction(run.path("work/sfm")), geo, paths, camera, dom, cfg, notify)
+            rec = _load_reconstruction(run.path("work/sfm"))
+            if not candidates:
+                _write_json(tmp["search.json"], solve.search(rec, geo, paths, camera, dom, cfg, notify))
+                return
+            # one search per Sun azimuth: the one whose best place is supported most is the descent's Sun
+            tried, results = [], []
+            for a, f in candidates:
+                try:
+                    res = solve.search(rec, geo, paths, camera, Dom.open(run.path(f)), cfg, notify)
+                except InputError as exc:
+                    tried.append({"azimuth_deg": a, "support": None, "error": str(exc)})
+                    continue
+                tried.append({"azimuth_deg": a, "support": res["best"]["support"], "peak_ratio": res["peak_ratio"]})
+                results.append((res["best"]["support"], a, f, res))
+            if not results:
+                best_err = max(tried, key=lambda t: t["error"])["error"] if tried else "no map"
+                raise InputError(f"{best_err} (the DEM rendered under {len(tried)} Sun azimuth"
+                                 f"{'s' if len(tried) > 1 else ''})")
+            support, a, f, res = max(results, key=lambda r: r[0])
+            el = _read_json(run.path("work/map/maps.json"))["maps"][0]["sun_elevation_deg"]
+            res["map_from_dem"] = {"file": f, "dem": sun["dem"], "sun_azimuth_deg": a, "sun_elevation_deg": el,
+                                   "azimuth_estimated": sun["azimuth_deg"] is None,
+                                   "elevation_given": sun["elevation_deg"] is not None, "candidates": tried}
             _write_json(tmp["search.json"], res)
 
         run.step("search", ["search.json"], make_search,
                  params={k: cfgp[k] for k in ("rotations", "search_max_pixels", "search_tile", "template_min_side",
                                               "dom_keypoints_per_mpx", "min_map_inliers", "min_peak_ratio",
                                               "altitude_search_m")},
-                 reads=["work/geometry.json", "work/sfm/images.bin"])
+                 reads=["work/geometry.json", "work/sfm/images.bin", *(["work/map/maps.json"] if candidates else [])])
+        if candidates:
+            dom = Dom.open(run.path(_read_json(run.path("search.json"))["map_from_dem"]["file"]))
 
         # 6. coarse fix (homography chain) ----------------------------------------------------------------------
         def make_coarse(tmp):

@@ -29,11 +29,20 @@ from selenite.geo.camera import Camera, pose_from_axis
 @dataclass
 class DrapedWorld:
     """A ground image (any float array) of ground sample ``gsd_m`` over an optional height field of the same
-    grid (metres; None = flat)."""
+    grid (metres; None = flat).
+
+    Real ground has texture below any map's resolution; an image magnified by interpolation alone is smoother than
+    any surface a low descent camera sees. ``detail`` > 0 multiplies the image by ``1 + detail · n``, where ``n`` is
+    a fixed random field (unit σ, a 1/f-like mix of four octaves from ``gsd_m``/2 down to ``gsd_m``/16) in world
+    coordinates, two incommensurate periodic tiles summed so that no period repeats within a kilometre, averaged
+    over the footprint of a frame pixel like the image itself: it is invisible in frames coarser than the map
+    and the map never contains it."""
 
     image: np.ndarray
     gsd_m: float
     height: np.ndarray | None = None
+    detail: float = 0.0
+    detail_seed: int = 0
     _pyramid: list = field(default_factory=list, repr=False)
 
     def __post_init__(self):
@@ -42,6 +51,35 @@ class DrapedWorld:
         while min(self._pyramid[-1].shape) > 32:
             self._pyramid.append(cv2.pyrDown(self._pyramid[-1]))
         self._hgrid = None if self.height is None else np.asarray(self.height, np.float64)
+        self._detail = []
+        if self.detail > 0:
+            rng = np.random.default_rng(self.detail_seed)
+            self._detail_gsd = self.gsd_m / 16.0
+            for n in (1024, 997):          # two tiles, periods 64 m and 62.3 m (at 0.5 m/px): beat ≈ 2.3 km
+                field_ = np.zeros((n, n), np.float32)
+                for sigma in (1.0, 2.0, 4.0, 8.0):
+                    g = ndimage.gaussian_filter(rng.normal(0, 1, (n, n)), sigma, mode="wrap")
+                    field_ += (np.sqrt(sigma) * g / g.std()).astype(np.float32)   # more power at longer waves
+                field_ /= field_.std() * np.sqrt(2.0)
+                pyr = [field_]
+                while min(pyr[-1].shape) > 16:
+                    pyr.append(cv2.pyrDown(pyr[-1], borderType=cv2.BORDER_WRAP))
+                self._detail.append(pyr)
+
+    def _detail_at(self, x: np.ndarray, y: np.ndarray, footprint_m: float) -> np.ndarray:
+        out = np.zeros(np.shape(x), np.float32)
+        for k, pyr in enumerate(self._detail):
+            level = int(np.floor(np.log2(max(footprint_m / self._detail_gsd, 1.0))))
+            if level >= len(pyr):
+                continue
+            f = 2.0 ** level
+            # the second tile is turned by 37° so the two lattices never align
+            a = np.radians(37.0 * k)
+            u = (np.cos(a) * x - np.sin(a) * y) / self._detail_gsd
+            v = (np.sin(a) * x + np.cos(a) * y) / self._detail_gsd
+            out += ndimage.map_coordinates(pyr[level], [v / f, u / f], order=1,
+                                           mode="grid-wrap").astype(np.float32)
+        return out
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -69,8 +107,13 @@ class DrapedWorld:
         img = self._pyramid[level]
         c, r = self.to_pixel(x, y)
         f = 2.0 ** level
-        cl, rl = (c + 0.5) / f - 0.5, (r + 0.5) / f - 0.5
+        # cv2.pyrDown centres level pixel i on input pixel 2i (its 5-tap kernel), not on 2i + 0.5
+        cl, rl = c / f, r / f
         out = ndimage.map_coordinates(img, [rl, cl], order=1, mode="nearest")
+        if self._detail:
+            ok = np.isfinite(x) & np.isfinite(y)
+            d = self._detail_at(np.where(ok, x, 0.0), np.where(ok, y, 0.0), footprint_px * self.gsd_m)
+            out = out * (1.0 + self.detail * d)
         h, w = self.shape
         out[(c < -0.5) | (c > w - 0.5) | (r < -0.5) | (r > h - 0.5) | ~np.isfinite(c)] = np.nan
         return out
@@ -85,6 +128,34 @@ def hillshade(z: np.ndarray, gsd_m: float, azimuth_deg: float, elevation_deg: fl
     az, el = np.radians(azimuth_deg), np.radians(elevation_deg)
     s = np.array([np.sin(az) * np.cos(el), np.cos(az) * np.cos(el), np.sin(el)])
     return np.clip(n @ s, 0.0, None)
+
+
+def sunlit_relief(z: np.ndarray, gsd_m: float, azimuth_deg: float, elevation_deg: float,
+                  ambient: float = 0.02) -> np.ndarray:
+    """What a camera sees of bare relief under a low Sun: Lommel–Seeliger reflectance for a nadir view
+    (μ0 / (μ0 + 1), the lunar-regolith law, not Lambert's μ0) with the shadows the relief casts, found by marching
+    every pixel's ray towards the Sun one pixel at a time (flat Moon: no curvature), plus a little ambient light."""
+    gy, gx = np.gradient(z, gsd_m)           # rows run south: d/dy(north) = -gy
+    n = np.stack([-gx, gy, np.ones_like(z)], -1)
+    n /= np.linalg.norm(n, axis=-1, keepdims=True)
+    az, el = np.radians(azimuth_deg), np.radians(elevation_deg)
+    s = np.array([np.sin(az) * np.cos(el), np.cos(az) * np.cos(el), np.sin(el)])
+    mu0 = np.clip(n @ s, 0.0, None)
+    refl = mu0 / (mu0 + 1.0)
+    # cast shadows: the terrain towards the Sun rising above the ray from each pixel
+    h, w = z.shape
+    zf = z.astype(np.float32)
+    cols, rows = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    dc, dr = np.sin(az), -np.cos(az)         # one pixel towards the Sun (rows run south)
+    rise = np.tan(el) * gsd_m
+    lit = np.ones(z.shape, bool)
+    max_steps = int(np.ceil((np.nanmax(z) - np.nanmin(z)) / max(rise, 1e-9))) + 1
+    for k in range(1, min(max_steps, 2 * max(h, w)) + 1):
+        ahead = cv2.remap(zf, cols + np.float32(k * dc), rows + np.float32(k * dr), cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=-1e9)
+        lit &= ahead <= zf + k * rise
+    return (ambient + (1.0 - ambient) * 2.0 * refl * lit).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -179,10 +250,11 @@ def stretch01(a: np.ndarray) -> np.ndarray:
 def write_case(out: str | Path, world: DrapedWorld, camera: Camera, plan: DrapeDescent, *, dom_image: np.ndarray,
                dom_factor: int = 1, frame_photometry: dict | None = None, jpeg_quality: int | None = None,
                georeferenced: bool = True, lonlat: tuple[float, float] = (177.6, -45.45),
-               frames_world: DrapedWorld | None = None) -> dict:
+               frames_world: DrapedWorld | None = None, map_is_dem: bool = False) -> dict:
     """Render a descent into ``out``: frames/NNNN.png (or .jpg), dom.tif (georeferenced, local stereographic) or
     dom.png (plain), camera.json and truth.json (landing DOM pixel, per-frame heights). ``dom_image`` is the map
-    (the world's grid), decimated by ``dom_factor``; ``frames_world`` (default ``world``) what the frames see."""
+    (the world's grid), decimated by ``dom_factor``; ``frames_world`` (default ``world``) what the frames see.
+    ``map_is_dem``: the map is the world's height field, written as dem.tif (float32 metres) instead."""
     import json
 
     import rasterio
@@ -222,9 +294,16 @@ def write_case(out: str | Path, world: DrapedWorld, camera: Camera, plan: DrapeD
     if georeferenced:
         crs = local_stereographic(*lonlat)
         tf = Affine(world.gsd_m * q, 0, left, 0, -world.gsd_m * q, top)
-        with rasterio.open(out / "dom.tif", "w", driver="GTiff", width=dom8.shape[1], height=dom8.shape[0],
-                           count=1, dtype="uint8", crs=crs.to_wkt(), transform=tf) as ds:
-            ds.write(dom8, 1)
+        if map_is_dem:
+            zq = world.height[:h, :w]
+            zq = zq.reshape(h // q, q, w // q, q).mean(axis=(1, 3)) if q > 1 else zq
+            with rasterio.open(out / "dem.tif", "w", driver="GTiff", width=zq.shape[1], height=zq.shape[0],
+                               count=1, dtype="float32", crs=crs.to_wkt(), transform=tf) as ds:
+                ds.write(zq.astype(np.float32), 1)
+        else:
+            with rasterio.open(out / "dom.tif", "w", driver="GTiff", width=dom8.shape[1], height=dom8.shape[0],
+                               count=1, dtype="uint8", crs=crs.to_wkt(), transform=tf) as ds:
+                ds.write(dom8, 1)
         lon, lat = map_to_lonlat(crs, float(lx), float(ly))
         truth["landing"].update({"lon": float(lon), "lat": float(lat)})
     else:
