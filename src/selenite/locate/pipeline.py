@@ -288,9 +288,8 @@ def _run(paths, dom_path, camera_path, camera: Camera, calibrate: bool, dom, fra
                 tried.append({"azimuth_deg": a, "support": res["best"]["support"], "peak_ratio": res["peak_ratio"]})
                 results.append((res["best"]["support"], a, f, res))
             if not results:
-                best_err = max(tried, key=lambda t: t["error"])["error"] if tried else "no map"
-                raise InputError(f"{best_err} (the DEM rendered under {len(tried)} Sun azimuth"
-                                 f"{'s' if len(tried) > 1 else ''})")
+                raise InputError(f"{tried[0]['error']} (the DEM rendered under {len(tried)} Sun azimuth"
+                                 f"{'s' if len(tried) > 1 else ''}: none)")
             support, a, f, res = max(results, key=lambda r: r[0])
             el = _read_json(run.path("work/map/maps.json"))["maps"][0]["sun_elevation_deg"]
             res["map_from_dem"] = {"file": f, "dem": sun["dem"], "sun_azimuth_deg": a, "sun_elevation_deg": el,
