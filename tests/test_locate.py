@@ -400,3 +400,32 @@ def test_sift_keypoints_sit_on_the_features_they_describe():
     assert near.sum() >= 30
     bias = (f.keypoints[j[near]] - pts[near]).mean(0)
     assert np.all(np.abs(bias) < 0.06), bias
+
+
+def test_a_pair_too_far_apart_in_scale_is_bridged_by_shrinking_the_magnified_frame(shared_data):
+    """A frame 2.6× closer to the ground than the one before (Mars 2020's last powered-descent frames are 2–3×
+    apart): XFeat matches 15 points, fewer than a pair needs; the magnified frame's features from a shrunk copy,
+    appended to its own, tie the pair with the homography of the true zoom."""
+    from selenite.locate.features import make_extractor
+    from selenite.locate.sfm import bridge_scale_gaps, match_pairs
+
+    img = cv2.imread(str(shared_data / "images/nac_change4_crops/train/M1229577647_mosaic_train_small.png"),
+                     cv2.IMREAD_GRAYSCALE)
+    z = 2.6
+    near = cv2.warpAffine(img, np.array([[z, 0, 192 - z * 400], [0, z, 192 - z * 400]]), (384, 384),
+                          flags=cv2.INTER_CUBIC)
+    far = cv2.warpAffine(img, np.array([[1.0, 0, -208], [0, 1.0, -208]]), (384, 384), flags=cv2.INTER_AREA)
+    ext = make_extractor("xfeat", 2048, 1)
+    imgs = [far, near]
+    feats = [ext(im) for im in imgs]
+    n_near = len(feats[1])
+    pms = match_pairs(feats, [(0, 1)], ext, (384, 384), 25)
+    assert pms[0].inliers < 25 and pms[0].H is None
+    done = bridge_scale_gaps(feats, pms, lambda k: (imgs[k], 1.0), ext, (384, 384), 25, 3)
+    assert len(done) == 1 and done[0]["shrunk"] == "later" and pms[0].inliers >= 50
+    m = pms[0].matches
+    assert m[:, 1].min() >= n_near            # the pair points at the appended features, the old ones untouched
+    # the appended keypoints are in the near frame's own pixels: the true zoom carries the far ones onto them
+    p_far, p_near = feats[0].keypoints[m[:, 0]], feats[1].keypoints[m[:, 1]]
+    err = np.linalg.norm(z * (p_far - 191.5) + 191.5 - p_near, axis=1)
+    assert (err < 2.0).sum() >= 50, np.sort(err)[:60]

@@ -215,7 +215,7 @@ def _run(paths, dom_path, camera_path, camera: Camera, calibrate: bool, dom, fra
 
         # 3. structure from motion --------------------------------------------------------------------------
         def make_sfm(tmp):
-            from selenite.locate.sfm import frame_pairs, match_pairs, reconstruct
+            from selenite.locate.sfm import bridge_scale_gaps, frame_pairs, match_pairs, reconstruct
 
             feats = _load_features(run.path("work/features.npz"))
             full = [feats[n][0].scaled(feats[n][1]) for n in names]
@@ -223,6 +223,13 @@ def _run(paths, dom_path, camera_path, camera: Camera, calibrate: bool, dom, fra
             notify("matching", 0.0)
             ext = make_extractor(cfg.features, cfg.max_keypoints, cfg.threads)
             pms = match_pairs(full, pairs, ext, (camera.width, camera.height), cfg.min_pair_inliers, notify)
+
+            def load_small(k):
+                small, q = resize_for_matching(to_uint8(read_frame(paths[finfo["sampled"][k]])), cfg.max_side)
+                return small, q
+
+            bridged = bridge_scale_gaps(full, pms, load_small, ext, (camera.width, camera.height),
+                                        cfg.min_pair_inliers, cfg.sequential_overlap)
             notify("matching", 1.0)
             notify("reconstruction", 0.0)
             with tempfile.TemporaryDirectory() as d:
@@ -232,10 +239,13 @@ def _run(paths, dom_path, camera_path, camera: Camera, calibrate: bool, dom, fra
             with open(tmp["work/pairs.npz"], "wb") as fh:
                 np.savez(fh, i=np.array([pm.i for pm in pms]), j=np.array([pm.j for pm in pms]),
                          inliers=np.array([pm.inliers for pm in pms]), H=H)
+            _write_json(tmp["work/bridged.json"], {"pairs": [{**b, "i": names[b["i"]], "j": names[b["j"]]}
+                                                             for b in bridged]})
             notify("reconstruction", 1.0)
 
         sfm_params = {k: cfgp[k] for k in ("sequential_overlap", "loop_strides", "min_pair_inliers", "seed")}
-        run.step("sfm", [*(f"work/sfm/{f}" for f in SFM_FILES), "work/pairs.npz"], make_sfm, params=sfm_params,
+        run.step("sfm", [*(f"work/sfm/{f}" for f in SFM_FILES), "work/pairs.npz", "work/bridged.json"], make_sfm,
+                 params=sfm_params,
                  reads=["work/features.npz"])
 
         # 3b. a DEM given as the map: rendered under the descent's Sun (each candidate azimuth when not given) --

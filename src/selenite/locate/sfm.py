@@ -92,6 +92,62 @@ def camera_from_colmap(cam, like: Camera) -> Camera:
         return PinholeCamera(**base, k1=p[4], k2=p[5], p1=p[6], p2=p[7], k3=p[8] if len(p) > 8 else 0.0)
     return PinholeCamera(**base)
 
+def _homography_inliers(p1: np.ndarray, p2: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+    if len(p1) < 8:
+        return None, None
+    H, mask = cv2.findHomography(p1, p2, cv2.USAC_MAGSAC, 3.0, confidence=0.999, maxIters=2000)
+    return H, (mask.ravel().astype(bool) if mask is not None else None)
+
+
+def bridge_scale_gaps(feats: list[Features], pair_matches: list[PairMatch], load_image, extractor: Extractor,
+                      size: tuple[int, int], min_inliers: int, max_gap: int,
+                      scales: tuple[float, ...] = tuple(2 ** (-k / 4) for k in range(1, 8))) -> list[dict]:
+    """Sequential pairs (at most ``max_gap`` apart) that failed because one frame sees the ground much larger than
+    the other (a fast fall near the ground: Mars 2020's last powered-descent frames are 2–3× apart in scale,
+    where XFeat's descriptors match 5–35 points) are matched again with the magnified frame's features extracted
+    from copies shrunk by ``scales`` (quarter octaves, 0.84 down to 0.30: a half-octave ladder missed a pair of
+    the Mars 2020 descent that matches at 0.45 and not at 0.5 or 0.35). The best shrink, when it passes the
+    homography check, is kept: its features are appended to that frame's own (so every other pair and every later
+    step keep their indices) and the pair's matches point at them. ``load_image(k)`` gives frame k at the size
+    its features were found on (8 bit) and that size's factor to full size; ``feats[k]`` hold full-size pixels.
+    Changes ``feats`` and ``pair_matches`` in place; returns what was bridged."""
+    bridged = []
+    for n, pm in enumerate(pair_matches):
+        if pm.inliers >= min_inliers or pm.j - pm.i > max_gap:
+            continue
+        best = None
+        for shrink_j in (True, False):                 # descending: the later frame is magnified; rising: the earlier
+            k_big, k_ref = (pm.j, pm.i) if shrink_j else (pm.i, pm.j)
+            img, q = load_image(k_big)
+            for sc in scales:
+                dsize = (max(int(round(img.shape[1] * sc)), 16), max(int(round(img.shape[0] * sc)), 16))
+                small = cv2.resize(img, dsize, interpolation=cv2.INTER_AREA)
+                f = extractor(small).scaled(q * img.shape[1] / small.shape[1])
+                if len(f) < 8:
+                    continue
+                a, b = (feats[pm.i], f) if shrink_j else (f, feats[pm.j])
+                m = extractor.match_pair(a, b, size, size)
+                H, inl = _homography_inliers(a.keypoints[m[:, 0]], b.keypoints[m[:, 1]]) if len(m) else (None, None)
+                n_in = int(inl.sum()) if inl is not None else 0
+                if H is not None and n_in >= min_inliers and (best is None or n_in > best[0]):
+                    best = (n_in, shrink_j, sc, f, m, H)
+        if best is None:
+            continue
+        n_in, shrink_j, sc, f, m, H = best
+        k_big = pm.j if shrink_j else pm.i
+        base = len(feats[k_big])
+        old = feats[k_big]
+        feats[k_big] = Features(np.concatenate([old.keypoints, f.keypoints]),
+                                np.concatenate([old.descriptors, f.descriptors.astype(old.descriptors.dtype)]),
+                                np.concatenate([old.scores, f.scores]))
+        m = m.copy()
+        m[:, 1 if shrink_j else 0] += base
+        pair_matches[n] = PairMatch(pm.i, pm.j, m, H, n_in)
+        bridged.append({"i": pm.i, "j": pm.j, "shrunk": "later" if shrink_j else "earlier", "scale": sc,
+                        "inliers_before": pm.inliers, "inliers": n_in})
+        log.info("pair %d-%d bridged at scale %.2f: %d → %d inliers", pm.i, pm.j, sc, pm.inliers, n_in)
+    return bridged
+
 
 def reconstruct(workdir: Path, camera: Camera, names: list[str], feats: list[Features],
                 pair_matches: list[PairMatch], min_inliers: int, threads: int = 2, seed: int = 0,
