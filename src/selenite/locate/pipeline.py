@@ -96,8 +96,7 @@ def run_locate(frames_dir: str | Path, dom_path: str | Path | None, camera_path:
         raster_info(dem_path)                        # a georeferenced lunar raster, or one clear error
         dom = None
         dom_path = dem_path
-        sun = {"dem": str(Path(dem_path).resolve()), "azimuth_deg": sun_az_deg,
-               "elevation_deg": sun_el_deg if sun_el_deg is not None else None}
+        sun = {"dem": str(Path(dem_path).resolve()), "azimuth_deg": sun_az_deg, "elevation_deg": sun_el_deg}
     else:
         dom = Dom.open(dom_path, gsd_m=dom_gsd_m, north_up=dom_north_up)
         sun = None
@@ -223,13 +222,11 @@ def _run(paths, dom_path, camera_path, camera: Camera, calibrate: bool, dom, fra
             notify("matching", 0.0)
             ext = make_extractor(cfg.features, cfg.max_keypoints, cfg.threads)
             pms = match_pairs(full, pairs, ext, (camera.width, camera.height), cfg.min_pair_inliers, notify)
-
-            def load_small(k):
-                small, q = resize_for_matching(to_uint8(read_frame(paths[finfo["sampled"][k]])), cfg.max_side)
-                return small, q
-
-            bridged = bridge_scale_gaps(full, pms, load_small, ext, (camera.width, camera.height),
-                                        cfg.min_pair_inliers, cfg.sequential_overlap)
+            # frame k as its features were found: shrunk to max_side, with the factor back to full size
+            bridged = bridge_scale_gaps(
+                full, pms, lambda k: resize_for_matching(to_uint8(read_frame(paths[finfo["sampled"][k]])),
+                                                         cfg.max_side),
+                ext, (camera.width, camera.height), cfg.min_pair_inliers, cfg.sequential_overlap)
             notify("matching", 1.0)
             notify("reconstruction", 0.0)
             with tempfile.TemporaryDirectory() as d:
@@ -301,7 +298,6 @@ def _run(paths, dom_path, camera_path, camera: Camera, calibrate: bool, dom, fra
                 raise InputError(f"{tried[0]['error']} (the DEM rendered under {len(tried)} Sun azimuth"
                                  f"{'s' if len(tried) > 1 else ''}: none)")
             support, a, f, res = max(results, key=lambda r: r[0])
-            el = _read_json(run.path("work/map/maps.json"))["maps"][0]["sun_elevation_deg"]
             res["map_from_dem"] = {"file": f, "dem": sun["dem"], "sun_azimuth_deg": a, "sun_elevation_deg": el,
                                    "azimuth_estimated": sun["azimuth_deg"] is None,
                                    "elevation_given": sun["elevation_deg"] is not None, "candidates": tried}

@@ -34,6 +34,15 @@ def frame_pairs(n: int, overlap: int, strides: list[int]) -> list[tuple[int, int
     return sorted(pairs)
 
 
+def _homography_check(p1: np.ndarray, p2: np.ndarray, min_inliers: int) -> tuple[np.ndarray | None, int]:
+    """MAGSAC homography p1 → p2 and its inlier count; the homography is None below ``min_inliers``."""
+    if len(p1) < 8:
+        return None, 0
+    H, mask = cv2.findHomography(p1, p2, cv2.USAC_MAGSAC, 3.0, confidence=0.999, maxIters=2000)
+    n_in = int(mask.sum()) if mask is not None else 0
+    return (None if H is None or n_in < min_inliers else H), n_in
+
+
 @dataclass
 class PairMatch:
     i: int
@@ -50,13 +59,7 @@ def match_pairs(feats: list[Features], pairs: list[tuple[int, int]], extractor: 
     out = []
     for k, (i, j) in enumerate(pairs):
         m = extractor.match_pair(feats[i], feats[j], size, size)
-        H, n_in = None, 0
-        if len(m) >= 8:
-            p1, p2 = feats[i].keypoints[m[:, 0]], feats[j].keypoints[m[:, 1]]
-            H, mask = cv2.findHomography(p1, p2, cv2.USAC_MAGSAC, 3.0, confidence=0.999, maxIters=2000)
-            n_in = int(mask.sum()) if mask is not None else 0
-            if H is None or n_in < min_inliers:
-                H = None
+        H, n_in = _homography_check(feats[i].keypoints[m[:, 0]], feats[j].keypoints[m[:, 1]], min_inliers)
         out.append(PairMatch(i, j, m, H, n_in))
         if notify and k % 20 == 0:
             notify("matching", k / max(len(pairs), 1))
@@ -92,12 +95,6 @@ def camera_from_colmap(cam, like: Camera) -> Camera:
         return PinholeCamera(**base, k1=p[4], k2=p[5], p1=p[6], p2=p[7], k3=p[8] if len(p) > 8 else 0.0)
     return PinholeCamera(**base)
 
-def _homography_inliers(p1: np.ndarray, p2: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
-    if len(p1) < 8:
-        return None, None
-    H, mask = cv2.findHomography(p1, p2, cv2.USAC_MAGSAC, 3.0, confidence=0.999, maxIters=2000)
-    return H, (mask.ravel().astype(bool) if mask is not None else None)
-
 
 def bridge_scale_gaps(feats: list[Features], pair_matches: list[PairMatch], load_image, extractor: Extractor,
                       size: tuple[int, int], min_inliers: int, max_gap: int,
@@ -117,8 +114,7 @@ def bridge_scale_gaps(feats: list[Features], pair_matches: list[PairMatch], load
             continue
         best = None
         for shrink_j in (True, False):                 # descending: the later frame is magnified; rising: the earlier
-            k_big, k_ref = (pm.j, pm.i) if shrink_j else (pm.i, pm.j)
-            img, q = load_image(k_big)
+            img, q = load_image(pm.j if shrink_j else pm.i)
             for sc in scales:
                 dsize = (max(int(round(img.shape[1] * sc)), 16), max(int(round(img.shape[0] * sc)), 16))
                 small = cv2.resize(img, dsize, interpolation=cv2.INTER_AREA)
@@ -127,9 +123,8 @@ def bridge_scale_gaps(feats: list[Features], pair_matches: list[PairMatch], load
                     continue
                 a, b = (feats[pm.i], f) if shrink_j else (f, feats[pm.j])
                 m = extractor.match_pair(a, b, size, size)
-                H, inl = _homography_inliers(a.keypoints[m[:, 0]], b.keypoints[m[:, 1]]) if len(m) else (None, None)
-                n_in = int(inl.sum()) if inl is not None else 0
-                if H is not None and n_in >= min_inliers and (best is None or n_in > best[0]):
+                H, n_in = _homography_check(a.keypoints[m[:, 0]], b.keypoints[m[:, 1]], min_inliers)
+                if H is not None and (best is None or n_in > best[0]):
                     best = (n_in, shrink_j, sc, f, m, H)
         if best is None:
             continue

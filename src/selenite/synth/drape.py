@@ -68,8 +68,8 @@ class DrapedWorld:
 
     def _detail_at(self, x: np.ndarray, y: np.ndarray, footprint_m: float) -> np.ndarray:
         out = np.zeros(np.shape(x), np.float32)
+        level = int(np.floor(np.log2(max(footprint_m / self._detail_gsd, 1.0))))
         for k, pyr in enumerate(self._detail):
-            level = int(np.floor(np.log2(max(footprint_m / self._detail_gsd, 1.0))))
             if level >= len(pyr):
                 continue
             f = 2.0 ** level
@@ -122,12 +122,16 @@ class DrapedWorld:
 def hillshade(z: np.ndarray, gsd_m: float, azimuth_deg: float, elevation_deg: float) -> np.ndarray:
     """Lambertian shading (cos incidence, 0 in self-shadow) of a height grid under a Sun at azimuth (clockwise
     from north) and elevation."""
+    return np.clip(_cos_incidence(z, gsd_m, azimuth_deg, elevation_deg), 0.0, None)
+
+
+def _cos_incidence(z: np.ndarray, gsd_m: float, azimuth_deg: float, elevation_deg: float) -> np.ndarray:
+    """Cosine of the Sun's incidence on every facet of a north-up height grid (negative: facing away)."""
     gy, gx = np.gradient(z, gsd_m)           # rows run south: d/dy(north) = -gy
     n = np.stack([-gx, gy, np.ones_like(z)], -1)
     n /= np.linalg.norm(n, axis=-1, keepdims=True)
     az, el = np.radians(azimuth_deg), np.radians(elevation_deg)
-    s = np.array([np.sin(az) * np.cos(el), np.cos(az) * np.cos(el), np.sin(el)])
-    return np.clip(n @ s, 0.0, None)
+    return n @ np.array([np.sin(az) * np.cos(el), np.cos(az) * np.cos(el), np.sin(el)])
 
 
 def sunlit_relief(z: np.ndarray, gsd_m: float, azimuth_deg: float, elevation_deg: float,
@@ -135,13 +139,9 @@ def sunlit_relief(z: np.ndarray, gsd_m: float, azimuth_deg: float, elevation_deg
     """What a camera sees of bare relief under a low Sun: Lommel–Seeliger reflectance for a nadir view
     (μ0 / (μ0 + 1), the lunar-regolith law, not Lambert's μ0) with the shadows the relief casts, found by marching
     every pixel's ray towards the Sun one pixel at a time (flat Moon: no curvature), plus a little ambient light."""
-    gy, gx = np.gradient(z, gsd_m)           # rows run south: d/dy(north) = -gy
-    n = np.stack([-gx, gy, np.ones_like(z)], -1)
-    n /= np.linalg.norm(n, axis=-1, keepdims=True)
-    az, el = np.radians(azimuth_deg), np.radians(elevation_deg)
-    s = np.array([np.sin(az) * np.cos(el), np.cos(az) * np.cos(el), np.sin(el)])
-    mu0 = np.clip(n @ s, 0.0, None)
+    mu0 = np.clip(_cos_incidence(z, gsd_m, azimuth_deg, elevation_deg), 0.0, None)
     refl = mu0 / (mu0 + 1.0)
+    az, el = np.radians(azimuth_deg), np.radians(elevation_deg)
     # cast shadows: the terrain towards the Sun rising above the ray from each pixel
     h, w = z.shape
     zf = z.astype(np.float32)
@@ -254,7 +254,7 @@ def write_case(out: str | Path, world: DrapedWorld, camera: Camera, plan: DrapeD
     """Render a descent into ``out``: frames/NNNN.png (or .jpg), dom.tif (georeferenced, local stereographic) or
     dom.png (plain), camera.json and truth.json (landing DOM pixel, per-frame heights). ``dom_image`` is the map
     (the world's grid), decimated by ``dom_factor``; ``frames_world`` (default ``world``) what the frames see.
-    ``map_is_dem``: the map is the world's height field, written as dem.tif (float32 metres) instead."""
+    ``map_is_dem``: ``dom_image`` is a height field (metres), written unstretched as dem.tif (float32)."""
     import json
 
     import rasterio
@@ -294,16 +294,11 @@ def write_case(out: str | Path, world: DrapedWorld, camera: Camera, plan: DrapeD
     if georeferenced:
         crs = local_stereographic(*lonlat)
         tf = Affine(world.gsd_m * q, 0, left, 0, -world.gsd_m * q, top)
-        if map_is_dem:
-            zq = world.height[:h, :w]
-            zq = zq.reshape(h // q, q, w // q, q).mean(axis=(1, 3)) if q > 1 else zq
-            with rasterio.open(out / "dem.tif", "w", driver="GTiff", width=zq.shape[1], height=zq.shape[0],
-                               count=1, dtype="float32", crs=crs.to_wkt(), transform=tf) as ds:
-                ds.write(zq.astype(np.float32), 1)
-        else:
-            with rasterio.open(out / "dom.tif", "w", driver="GTiff", width=dom8.shape[1], height=dom8.shape[0],
-                               count=1, dtype="uint8", crs=crs.to_wkt(), transform=tf) as ds:
-                ds.write(dom8, 1)
+        # a DEM keeps its metres (decimated like any map), an image is stretched to 8 bit
+        name, data = ("dem.tif", dom.astype(np.float32)) if map_is_dem else ("dom.tif", dom8)
+        with rasterio.open(out / name, "w", driver="GTiff", width=data.shape[1], height=data.shape[0],
+                           count=1, dtype=data.dtype.name, crs=crs.to_wkt(), transform=tf) as ds:
+            ds.write(data, 1)
         lon, lat = map_to_lonlat(crs, float(lx), float(ly))
         truth["landing"].update({"lon": float(lon), "lat": float(lat)})
     else:
