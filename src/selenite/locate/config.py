@@ -34,6 +34,7 @@ class LocateConfig(StageConfig):
     sequential_overlap: int = Field(3, ge=1)
     loop_strides: list[int] = [5, 8, 13]
     min_pair_inliers: int = Field(25, ge=8)
+    refine_tracks: bool = False                              # keypoints tracked to sub-pixel along every track (opt-in)
     vertical_frames: int = Field(6, ge=2)
     start_altitude_m: float | None = Field(None, gt=0)
     altitude_search_m: tuple[float, float] = (100.0, 20000.0)

@@ -27,6 +27,7 @@ from selenite.locate.dom import Dom, LocalFrame, dom_to_uint8
 from selenite.locate.features import Extractor, Features
 from selenite.locate.geometry import GroundFrame, ransac_similarity_2d
 from selenite.locate.search import View, features_in_valid, shrink_matrix, specify_histogram
+from selenite.locate.sfm import lk_refine
 
 log = logging.getLogger(__name__)
 DOM_CAMERA_HEIGHT_M = 1.0e8
@@ -188,7 +189,8 @@ def ties_for_view(view: View, frame_small: np.ndarray, feats: Features, point_id
     has = np.array([p is not None for p in pids], bool)
     if not has.any():
         return []
-    at = dst[inl][has]
+    # the matched place on the rendering, to sub-pixel: tracked from the keypoint where the reconstruction has it
+    at, _ = lk_refine(frame_small, img, src[inl][has], dst[inl][has])
     cols = ndimage.map_coordinates(mc, [at[:, 1], at[:, 0]], order=1)
     rows = ndimage.map_coordinates(mr, [at[:, 1], at[:, 0]], order=1)
     kept = [p for p in pids if p is not None]
@@ -331,6 +333,7 @@ def locate_point_in_view(view: View, frame: np.ndarray, K: np.ndarray, p: np.nda
         return None
     inl = mask.ravel().astype(bool)
     src, dst = src[inl], dst[inl]
+    dst, _ = lk_refine(small, img, src, dst)          # sub-pixel: the detector places points only to its grid
     # a local affine map around p from its nearest inliers: a global model would extrapolate the parallax
     # left by relief that the reconstructed height field misses
     d = np.linalg.norm(src - ps, axis=1)

@@ -214,7 +214,8 @@ def _run(paths, dom_path, camera_path, camera: Camera, calibrate: bool, dom, fra
 
         # 3. structure from motion --------------------------------------------------------------------------
         def make_sfm(tmp):
-            from selenite.locate.sfm import bridge_scale_gaps, frame_pairs, match_pairs, reconstruct
+            from selenite.locate.sfm import (bridge_scale_gaps, frame_pairs, match_pairs, reconstruct,
+                                            refine_keypoints)
 
             feats = _load_features(run.path("work/features.npz"))
             full = [feats[n][0].scaled(feats[n][1]) for n in names]
@@ -223,10 +224,14 @@ def _run(paths, dom_path, camera_path, camera: Camera, calibrate: bool, dom, fra
             ext = make_extractor(cfg.features, cfg.max_keypoints, cfg.threads)
             pms = match_pairs(full, pairs, ext, (camera.width, camera.height), cfg.min_pair_inliers, notify)
             # frame k as its features were found: shrunk to max_side, with the factor back to full size
-            bridged = bridge_scale_gaps(
-                full, pms, lambda k: resize_for_matching(to_uint8(read_frame(paths[finfo["sampled"][k]])),
-                                                         cfg.max_side),
-                ext, (camera.width, camera.height), cfg.min_pair_inliers, cfg.sequential_overlap)
+            def load_image(k):
+                return resize_for_matching(to_uint8(read_frame(paths[finfo["sampled"][k]])), cfg.max_side)
+
+            bridged = bridge_scale_gaps(full, pms, load_image, ext, (camera.width, camera.height),
+                                        cfg.min_pair_inliers, cfg.sequential_overlap)
+            refined = {}
+            if cfg.refine_tracks:
+                full, pms, refined = refine_keypoints(full, pms, load_image, cfg.min_pair_inliers)
             notify("matching", 1.0)
             notify("reconstruction", 0.0)
             with tempfile.TemporaryDirectory() as d:
@@ -237,10 +242,11 @@ def _run(paths, dom_path, camera_path, camera: Camera, calibrate: bool, dom, fra
                 np.savez(fh, i=np.array([pm.i for pm in pms]), j=np.array([pm.j for pm in pms]),
                          inliers=np.array([pm.inliers for pm in pms]), H=H)
             _write_json(tmp["work/bridged.json"], {"pairs": [{**b, "i": names[b["i"]], "j": names[b["j"]]}
-                                                             for b in bridged]})
+                                                             for b in bridged], "tracks_refined": refined})
             notify("reconstruction", 1.0)
 
-        sfm_params = {k: cfgp[k] for k in ("sequential_overlap", "loop_strides", "min_pair_inliers", "seed")}
+        sfm_params = {k: cfgp[k] for k in ("sequential_overlap", "loop_strides", "min_pair_inliers", "seed",
+                                           "refine_tracks")}
         run.step("sfm", [*(f"work/sfm/{f}" for f in SFM_FILES), "work/pairs.npz", "work/bridged.json"], make_sfm,
                  params=sfm_params,
                  reads=["work/features.npz"])

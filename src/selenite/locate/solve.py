@@ -12,7 +12,7 @@ from selenite.geo.camera import PinholeCamera
 from selenite.geo.crs import normalize_lon
 from selenite.locate.config import LocateConfig
 from selenite.locate.dom import Dom, LocalFrame
-from selenite.locate.features import make_extractor, resize_for_matching
+from selenite.locate.features import Features, make_extractor, resize_for_matching
 from selenite.locate.frames import read_frame, to_uint8
 from selenite.locate.geometry import (
     GroundFrame,
@@ -341,17 +341,23 @@ def fine(rec, geo: dict, s: dict, feats: dict, paths, finfo: dict, camera: Pinho
     if not cands:
         raise RunError("no reconstructed frame has a resolution close enough to the DOM's to tie them")
     views = _views(geo)
-    smalls = {}
+    smalls, kps = {}, {}
+    images = {im.name: im for im in rec.images.values()}
     for f in cands:
         small, q = resize_for_matching(to_uint8(read_frame(paths[f["index"]])), cfg.max_side)
         smalls[f["name"]] = (small, scaled_K(camera.K, q))
+        # the keypoints where the reconstruction has them (refined along their tracks), at the matching size
+        fe = feats[f["name"]][0]
+        xy = np.array([p.xy for p in images[f["name"]].points2D], float).reshape(-1, 2)
+        # (a frame's bridged features are appended after its own: the first len(fe) are the same keypoints)
+        kps[f["name"]] = fe if len(xy) < len(fe) else Features(xy[:len(fe)] / q - 0.5, fe.descriptors, fe.scores)
     ties_per_frame = {}
     inl = np.zeros(0, bool)
     for it in range(2):
         all_ties = []
         for k, f in enumerate(cands):
             small, Ks = smalls[f["name"]]
-            t = ties_for_view(views[f["name"]], small, feats[f["name"]][0], obs.get(f["name"], {}), Ks, dom, lf,
+            t = ties_for_view(views[f["name"]], small, kps[f["name"]], obs.get(f["name"], {}), Ks, dom, lf,
                               align, gf, hf, ext)
             ties_per_frame[f["name"]] = len(t)
             all_ties.extend((*tie, f["name"]) for tie in t)
