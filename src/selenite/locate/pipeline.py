@@ -214,8 +214,13 @@ def _run(paths, dom_path, camera_path, camera: Camera, calibrate: bool, dom, fra
 
         # 3. structure from motion --------------------------------------------------------------------------
         def make_sfm(tmp):
-            from selenite.locate.sfm import (bridge_scale_gaps, frame_pairs, match_pairs, reconstruct,
-                                            refine_keypoints)
+            from selenite.locate.sfm import (
+                bridge_scale_gaps,
+                frame_pairs,
+                match_pairs,
+                reconstruct,
+                refine_keypoints,
+            )
 
             feats = _load_features(run.path("work/features.npz"))
             full = [feats[n][0].scaled(feats[n][1]) for n in names]
