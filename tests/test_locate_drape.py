@@ -142,3 +142,32 @@ def test_frames_of_other_ground_are_not_located(fisheye_case, fisheye_run, tmp_p
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
     assert "do not overlap the DOM" in proc.stderr.strip().splitlines()[-1]
     assert not (out / "landing.json").exists()
+
+
+def test_a_weak_map_match_that_the_fine_step_cannot_confirm_is_not_reported(fisheye_case, fisheye_run, tmp_path,
+                                                                           monkeypatch):
+    """The chance match of a mismatched pair (benchmark: 21 features at 4.2× the best elsewhere, 8 of 19 tie
+    points agreeing) must not become a coarse fix: below twice the minimum support, an unconfirmed place is
+    refused with one line."""
+    import shutil
+
+    from selenite.errors import InputError, RunError
+    from selenite.locate import solve
+    from selenite.locate.pipeline import run_locate
+
+    case, _, _ = fisheye_case
+    run0, cfg = fisheye_run
+    run = tmp_path / "run"
+    shutil.copytree(run0, run)
+    (run / "work/fine.json").unlink()
+    support = json.loads((run / "search.json").read_text())["best"]["support"]
+    assert support >= 2 * cfg.min_map_inliers        # the real match is strong: kept (test above)
+    # the same rule with a bar just above this match's support
+    weak = cfg.model_copy(update={"unconfirmed_min_support": (support + 1) / cfg.min_map_inliers})
+
+    def disagreeing_ties(*a, **k):
+        raise RunError("only 8 of 19 tie points agree on one alignment with the DOM; cannot refine")
+
+    monkeypatch.setattr(solve, "fine", disagreeing_ties)
+    with pytest.raises(InputError, match="no tie point confirmed it"):
+        run_locate(case / "frames", case / "dom.tif", case / "camera.json", run, weak, force=False)

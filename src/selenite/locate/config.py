@@ -47,6 +47,8 @@ class LocateConfig(StageConfig):
     dom_keypoints_per_mpx: int = Field(6000, ge=500)
     min_map_inliers: int = Field(12, ge=6)
     min_peak_ratio: float = Field(2.5, ge=1.0)               # best map support / best elsewhere: a unique place
+    unconfirmed_min_support: float = Field(2.0, ge=1.0)      # × min_map_inliers: a place the fine step cannot
+                                                             # confirm must have this much support to be reported
     # fine fix
     tie_gsd_ratio: tuple[float, float] = (0.45, 2.5)
     tie_frames: int = Field(16, ge=1)

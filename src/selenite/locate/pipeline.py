@@ -31,6 +31,7 @@ from selenite.locate.frames import (
     read_frame,
     to_uint8,
 )
+from selenite.locate.search import no_overlap_error
 from selenite.runs import Run, canonical_json
 
 log = logging.getLogger(__name__)
@@ -340,7 +341,12 @@ def _run(paths, dom_path, camera_path, camera: Camera, calibrate: bool, dom, fra
             try:
                 res, rec = solve.fine(rec0, geo, s, feats, paths, finfo, camera, dom, cfg, notify)
             except RunError as exc:
-                # a fix exists (the map search found the descent): keep it, say what limited it
+                # a fix exists (the map search found the descent): keep it, say what limited it — unless the
+                # search's place is too weakly supported to stand without the fine step's confirmation
+                support = float(s.get("best", {}).get("support", 0.0))
+                if support < cfg.unconfirmed_min_support * cfg.min_map_inliers:
+                    raise no_overlap_error(int(support), s.get("peak_ratio"),
+                                           f"and no tie point confirmed it ({exc})") from None
                 log.warning("fine step: %s; the coarse fix is reported", exc)
                 res, rec = solve.unrefined(rec0, geo, s, cfg, str(exc))
             _save_reconstruction(rec, tmp, "work/sfm_fine")
@@ -348,6 +354,7 @@ def _run(paths, dom_path, camera_path, camera: Camera, calibrate: bool, dom, fra
 
         run.step("fine", ["work/fine.json", *(f"work/sfm_fine/{f}" for f in SFM_FILES)], make_fine,
                  params={k: cfgp[k] for k in ("tie_gsd_ratio", "tie_frames", "bootstrap", "direct_target_ratio",
+                                              "unconfirmed_min_support", "min_map_inliers",
                                               "direct_min_side", "direct_max_ratio", "direct_sys_rms",
                                               "direct_margin", "direct_max_frames", "direct_window")},
                  reads=["search.json", "work/coarse.json"])

@@ -383,6 +383,9 @@ def refine_on_dom(dom: Dom, view: View, camera: PinholeCamera, gf: GroundFrame, 
     return t, H, n_in
 
 
-def no_overlap_error(n_in: int, ratio: float | None = None) -> InputError:
-    why = "" if ratio is None else f", only {ratio:.1f}× the best elsewhere"
+def no_overlap_error(n_in: int, ratio: float | None = None, unconfirmed: str | None = None) -> InputError:
+    if unconfirmed:
+        why = f" ({ratio:.1f}× the best elsewhere) {unconfirmed}" if ratio is not None else f" {unconfirmed}"
+    else:
+        why = "" if ratio is None else f", only {ratio:.1f}× the best elsewhere"
     return InputError(f"the descent frames do not overlap the DOM (best map match: {n_in} consistent features{why})")
