@@ -97,6 +97,37 @@ def camera_from_colmap(cam, like: Camera) -> Camera:
     return PinholeCamera(**base)
 
 
+def _best_shrink(other: Features, image: tuple[np.ndarray, float], extractor: Extractor, size: tuple[int, int],
+                 min_inliers: int, scales: tuple[float, ...], shrunk_second: bool):
+    """The shrink of a frame (``image``: the frame at its features' size and that size's factor to full size)
+    whose features best match ``other`` under the homography check: (inliers, scale, its features in full-size
+    pixels, matches, homography), or None. Matches index (other, shrunk) when ``shrunk_second``, else the
+    reverse."""
+    img, q = image
+    best = None
+    for sc in scales:
+        dsize = (max(int(round(img.shape[1] * sc)), 16), max(int(round(img.shape[0] * sc)), 16))
+        small = cv2.resize(img, dsize, interpolation=cv2.INTER_AREA)
+        f = extractor(small).scaled(q * img.shape[1] / small.shape[1])
+        if len(f) < 8:
+            continue
+        a, b = (other, f) if shrunk_second else (f, other)
+        m = extractor.match_pair(a, b, size, size)
+        H, n_in = _homography_check(a.keypoints[m[:, 0]], b.keypoints[m[:, 1]], min_inliers)
+        if H is not None and (best is None or n_in > best[0]):
+            best = (n_in, sc, f, m, H)
+    return best
+
+
+def _append_features(feats: list[Features], k: int, f: Features) -> int:
+    """Append ``f`` to frame k's features (its own keep their indices); returns the index of the first appended."""
+    old = feats[k]
+    feats[k] = Features(np.concatenate([old.keypoints, f.keypoints]),
+                        np.concatenate([old.descriptors, f.descriptors.astype(old.descriptors.dtype)]),
+                        np.concatenate([old.scores, f.scores]))
+    return len(old)
+
+
 def bridge_scale_gaps(feats: list[Features], pair_matches: list[PairMatch], load_image, extractor: Extractor,
                       size: tuple[int, int], min_inliers: int, max_gap: int,
                       scales: tuple[float, ...] = tuple(2 ** (-k / 4) for k in range(1, 8))) -> list[dict]:
@@ -116,27 +147,15 @@ def bridge_scale_gaps(feats: list[Features], pair_matches: list[PairMatch], load
             continue
         best = None
         for shrink_j in (True, False):                 # descending: the later frame is magnified; rising: the earlier
-            img, q = load_image(pm.j if shrink_j else pm.i)
-            for sc in scales:
-                dsize = (max(int(round(img.shape[1] * sc)), 16), max(int(round(img.shape[0] * sc)), 16))
-                small = cv2.resize(img, dsize, interpolation=cv2.INTER_AREA)
-                f = extractor(small).scaled(q * img.shape[1] / small.shape[1])
-                if len(f) < 8:
-                    continue
-                a, b = (feats[pm.i], f) if shrink_j else (f, feats[pm.j])
-                m = extractor.match_pair(a, b, size, size)
-                H, n_in = _homography_check(a.keypoints[m[:, 0]], b.keypoints[m[:, 1]], min_inliers)
-                if H is not None and (best is None or n_in > best[0]):
-                    best = (n_in, shrink_j, sc, f, m, H)
+            got = _best_shrink(feats[pm.i] if shrink_j else feats[pm.j], load_image(pm.j if shrink_j else pm.i),
+                               extractor, size, min_inliers, scales, shrunk_second=shrink_j)
+            if got is not None and (best is None or got[0] > best[0]):
+                best = (*got, shrink_j)
         if best is None:
             continue
-        n_in, shrink_j, sc, f, m, H = best
+        n_in, sc, f, m, H, shrink_j = best
         k_big = pm.j if shrink_j else pm.i
-        base = len(feats[k_big])
-        old = feats[k_big]
-        feats[k_big] = Features(np.concatenate([old.keypoints, f.keypoints]),
-                                np.concatenate([old.descriptors, f.descriptors.astype(old.descriptors.dtype)]),
-                                np.concatenate([old.scores, f.scores]))
+        base = _append_features(feats, k_big, f)
         m = m.copy()
         m[:, 1 if shrink_j else 0] += base
         pair_matches[n] = PairMatch(pm.i, pm.j, m, H, n_in)
@@ -173,26 +192,11 @@ def _carry_forward(feats: list[Features], pair_matches: list[PairMatch], load_im
         if nxt >= len(feats) or (k, nxt) not in pos:
             break
         a = Features(feats[k].keypoints[start:end], feats[k].descriptors[start:end], feats[k].scores[start:end])
-        img, q = load_image(nxt)
-        best = None
-        for sc in scales:
-            dsize = (max(int(round(img.shape[1] * sc)), 16), max(int(round(img.shape[0] * sc)), 16))
-            small = cv2.resize(img, dsize, interpolation=cv2.INTER_AREA)
-            f = extractor(small).scaled(q * img.shape[1] / small.shape[1])
-            if len(f) < 8:
-                continue
-            m = extractor.match_pair(a, f, size, size)
-            H, n_in = _homography_check(a.keypoints[m[:, 0]], f.keypoints[m[:, 1]], min_inliers)
-            if H is not None and (best is None or n_in > best[0]):
-                best = (n_in, sc, f, m, H)
+        best = _best_shrink(a, load_image(nxt), extractor, size, min_inliers, scales, shrunk_second=True)
         if best is None:
             break
         n_in, sc, f, m, H = best
-        base = len(feats[nxt])
-        old = feats[nxt]
-        feats[nxt] = Features(np.concatenate([old.keypoints, f.keypoints]),
-                              np.concatenate([old.descriptors, f.descriptors.astype(old.descriptors.dtype)]),
-                              np.concatenate([old.scores, f.scores]))
+        base = _append_features(feats, nxt, f)
         m = m + np.array([start, base])
         if (k, nxt) in extra:
             m0, H0, n0 = extra[(k, nxt)]
